@@ -1,0 +1,214 @@
+"""Entry points: ``ignity`` (init and the control commands), ``with-env``, ``preboot``.
+
+The only module that turns errors into exit statuses. Client commands import only what they
+need, so ``ignity svc`` and ``with-env`` do not pay for the init's modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from . import log, settings
+from .errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_USAGE, ConfigError, IgnityError
+
+SVC_FLAGS = {
+    "-u": ("up", None), "-d": ("down", None), "-r": ("restart", None), "-o": ("once", None),
+    "-k": ("signal", signal.SIGKILL), "-t": ("signal", signal.SIGTERM), "-h": ("signal", signal.SIGHUP),
+    "-i": ("signal", signal.SIGINT), "-q": ("signal", signal.SIGQUIT), "-1": ("signal", signal.SIGUSR1),
+    "-2": ("signal", signal.SIGUSR2), "-p": ("signal", signal.SIGSTOP), "-c": ("signal", signal.SIGCONT),
+}
+
+USAGE = """usage: ignity COMMAND [ARGS...]
+
+commands:
+  init [CMD ARGS...]                  run as the container's init (what /init runs)
+  svc -u|-d|-r|-o|-k|-t|-h|-i|-q|-1|-2|-p|-c NAME...
+                                      up, down, restart, once; send KILL TERM HUP INT QUIT USR1 USR2 STOP CONT
+  status [--json] [NAME...]           state, pid, uptime, ready, restarts, last exit of services
+  wait -u|-U|-d|-D [-t MS] [--any] NAME...
+                                      block until up / ready / down / down with finish done (99: timeout)
+  halt [--exit-code N]                shut the container down
+  rescan                              start services added to services-state/, stop removed ones
+  setuidgid USER PROG [ARGS...]       exec PROG as USER (name or uid:gid) with its groups
+exit codes: 0 ok, 1 failure, 2 usage, 99 timeout, 100 no such service, 111 ignity not running
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every usage error is one line and exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(args)
+    except UsageError as e:
+        sys.stderr.write(f"ignity: usage: {e} (ignity --help lists the commands)\n")
+        return EXIT_USAGE
+    except IgnityError as e:
+        log.fatal(str(e))
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0 if args else EXIT_USAGE
+    command, rest = args[0], args[1:]
+    if command == "init":
+        return _init(rest)
+    if command == "setuidgid":
+        if len(rest) < 2:
+            raise UsageError("setuidgid: needs USER and PROG")
+        from .setuidgid import exec_as
+
+        exec_as(rest[0], rest[1:])
+        return EXIT_INTERNAL  # exec_as does not return
+    if command in ("svc", "status", "wait", "halt", "rescan"):
+        return _control(command, rest)
+    raise UsageError(f"unknown command {command!r}")
+
+
+def _init(cmd: list[str]) -> int:
+    if cmd[:1] == ["--"]:
+        cmd = cmd[1:]
+    try:
+        conf = settings.load()
+    except ConfigError as e:
+        log.fatal(str(e))
+        return EXIT_CONFIG
+    log.set_verbosity(conf.verbosity)
+    from . import stages  # the init's modules, only for `ignity init`
+
+    return stages.main(conf, cmd)
+
+
+def _control(command: str, args: list[str]) -> int:
+    from . import client
+
+    message = _control_request(command, args)
+    as_json = message.pop("json", False)
+    timeout = client.REPLY_TIMEOUT_S
+    if command == "wait":
+        ms = message.get("timeout_ms")
+        timeout = None if ms is None else ms / 1000 + client.REPLY_TIMEOUT_S
+    path = settings.paths_only().control_socket
+    try:
+        reply = client.request(path, message, timeout)
+    except client.ClientError as e:
+        sys.stderr.write(f"ignity: {command}: {e}\n")
+        return e.code
+    if command == "status":
+        client.print_status(reply, as_json)
+    return 0
+
+
+def _control_request(command: str, args: list[str]) -> dict:
+    if command == "svc":
+        actions, names = [], []
+        for arg in args:
+            if arg in SVC_FLAGS:
+                actions.append(SVC_FLAGS[arg])
+            elif arg.startswith("-"):
+                raise UsageError(f"svc: unknown option {arg}")
+            else:
+                names.append(arg)
+        if len(actions) != 1 or not names:
+            raise UsageError("svc: needs exactly one of -u -d -r -o -k -t -h -i -q -1 -2 -p -c, and NAME...")
+        action, signum = actions[0]
+        message = {"cmd": "svc", "action": action, "names": names}
+        if signum is not None:
+            message["signal"] = int(signum)
+        return message
+    parser = _Parser(prog=f"ignity {command}", add_help=False)
+    if command == "status":
+        parser.add_argument("--json", action="store_true")
+        parser.add_argument("names", nargs="*")
+        ns = parser.parse_args(args)
+        return {"cmd": "status", "names": ns.names, "json": ns.json}
+    if command == "wait":
+        group = parser.add_mutually_exclusive_group(required=True)
+        for flag in ("u", "U", "d", "D"):
+            group.add_argument(f"-{flag}", dest="until", action="store_const", const=flag)
+        parser.add_argument("-t", dest="timeout", type=_non_negative, default=None)
+        parser.add_argument("--any", "-o", action="store_true")
+        parser.add_argument("names", nargs="+")
+        ns = parser.parse_args(args)
+        return {"cmd": "wait", "until": ns.until, "timeout_ms": ns.timeout, "any": ns.any, "names": ns.names}
+    if command == "halt":
+        parser.add_argument("--exit-code", type=_exit_code, default=None)
+        ns = parser.parse_args(args)
+        return {"cmd": "halt", "exit_code": ns.exit_code}
+    parser.parse_args(args)  # rescan takes nothing
+    return {"cmd": "rescan"}
+
+
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds")
+    return int(text)
+
+
+def _exit_code(text: str) -> int:
+    if not text.isdigit() or int(text) > 255:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an exit code (0-255)")
+    return int(text)
+
+
+def with_env_main(argv: list[str] | None = None) -> int:
+    """``with-env PROG ARGS...``: the envdir laid over the current environment, then exec."""
+    from . import envdir
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.stderr.write("usage: with-env PROG [ARGS...]\n")
+        return EXIT_USAGE
+    try:
+        conf = settings.paths_only()
+    except ConfigError as e:
+        log.fatal(str(e))
+        return EXIT_CONFIG
+    env = envdir.overlay(os.environ, conf.envdir)
+    try:
+        os.execvpe(args[0], args, env)
+    except OSError as e:
+        code = 127 if isinstance(e, FileNotFoundError) else 126
+        log.fatal(f"unable to exec {args[0]}: {e.strerror}")
+        return code
+    return EXIT_INTERNAL  # not reached
+
+
+def preboot_main(argv: list[str] | None = None) -> int:
+    """``preboot [PROG ARGS...]``: prepare the image (user, runtime dir, perms), then exec PROG
+    if one is given (so it can also chain-load, as the original preboot did)."""
+    from . import envdir, preboot
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        conf = settings.load()
+        log.set_verbosity(conf.verbosity)
+        files = [p for p in envdir.visible_entries(conf.conf_dir / "envs") if p.is_file()]
+        env = envdir.merge_files(files, dict(os.environ)) if files else dict(os.environ)
+        preboot.run(conf, env)
+    except IgnityError as e:
+        log.fatal(str(e))
+        return e.code
+    if args:
+        try:
+            os.execvp(args[0], args)
+        except OSError as e:
+            log.fatal(f"unable to exec {args[0]}: {e.strerror}")
+            return 127 if isinstance(e, FileNotFoundError) else 126
+    return 0

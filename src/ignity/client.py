@@ -1,0 +1,96 @@
+"""The client side of the control socket: one request, one reply, an exit status (SPEC §8).
+
+Imports only layer-0 modules and ``settings`` so that ``ignity svc`` starts fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import protocol
+from .errors import EXIT_INTERNAL
+
+# a reply to anything but `wait` comes at once; this only bounds a wedged server
+REPLY_TIMEOUT_S = 30.0
+FAILURE = 1
+
+
+class ClientError(Exception):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def request(path: Path, message: dict[str, Any], timeout: float | None = REPLY_TIMEOUT_S) -> dict[str, Any]:
+    """Send one request and return the decoded reply; raises ClientError."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EPERM):
+                raise ClientError(f"permission denied on the control socket {path} "
+                                  "(run as the user ignity runs as, or root)", FAILURE) from None
+            raise ClientError(f"ignity is not running (unable to connect to {path}: "
+                              f"{e.strerror})", EXIT_INTERNAL) from None
+        sock.sendall(protocol.encode({"v": protocol.VERSION, **message}))
+        data = b""
+        while b"\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        raise ClientError(f"no reply from ignity on {path}", FAILURE) from None
+    except OSError as e:
+        raise ClientError(f"control socket {path}: {e.strerror}", FAILURE) from None
+    finally:
+        sock.close()
+    try:
+        reply = json.loads(data.decode())
+    except ValueError:
+        raise ClientError(f"no valid reply from ignity on {path}", FAILURE) from None
+    if not isinstance(reply, dict):
+        raise ClientError(f"no valid reply from ignity on {path}", FAILURE)
+    if not reply.get("ok"):
+        raise ClientError(str(reply.get("error", "request failed")), int(reply.get("code", FAILURE)))
+    return reply
+
+
+def format_status(services: list[dict[str, Any]]) -> str:
+    """Human-readable status, one line per service (s6-svstat style)."""
+    lines = []
+    for s in services:
+        words = [f"{s['name']}:", s["state"]]
+        if s["pid"] is not None:
+            words.append(f"(pid {s['pid']})")
+            if s.get("uptime_s") is not None:
+                words.append(f"{s['uptime_s']:.0f} seconds")
+            if s.get("ready"):
+                words.append("ready")
+        if s.get("want") and s["want"] != ("up" if s["pid"] is not None else "down"):
+            words.append(f"want {s['want']}")
+        if s.get("restarts"):
+            words.append(f"restarts {s['restarts']}")
+        if s.get("last_signal") is not None:
+            words.append(f"last: killed by signal {s['last_signal']}")
+        elif s.get("last_exit_code") is not None:
+            words.append(f"last: exit {s['last_exit_code']}")
+        if s.get("error"):
+            words.append(f"({s['error']})")
+        lines.append(" ".join(words))
+    return "\n".join(lines)
+
+
+def print_status(reply: dict[str, Any], as_json: bool) -> None:
+    services = reply.get("services", [])
+    if as_json:
+        sys.stdout.write(json.dumps({"services": services}, indent=2) + "\n")
+    elif services:
+        sys.stdout.write(format_status(services) + "\n")

@@ -1,0 +1,111 @@
+"""The container's environment: merge ``envs/*`` dotenv files, write and read envdirs (SPEC §4).
+
+An envdir holds one file per variable, named after it, with the value and one newline. Reading
+one: the content minus one trailing newline is the value, an empty file unsets the variable,
+names that are not valid variable names are skipped. python-dotenv is imported only here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .errors import ConfigError
+
+_VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def visible_entries(directory: Path) -> list[Path]:
+    """Entries of a directory in byte order of their names, dot-files left out (SPEC §2).
+    A missing directory has no entries."""
+    try:
+        names = os.listdir(os.fsencode(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [directory / os.fsdecode(n) for n in sorted(names) if not n.startswith(b".")]
+
+
+def merge_files(files: Iterable[Path], container: Mapping[str, str]) -> dict[str, str]:
+    """The environment after reading dotenv ``files`` in order over ``container``.
+
+    A later file wins over an earlier one, the container wins over every file, and ``${VAR}``
+    sees the container's environment and everything read before it (SPEC §11.3). A line
+    python-dotenv cannot parse is a ConfigError naming file and line (SPEC §11.2).
+    """
+    from dotenv.parser import parse_stream  # python-dotenv costs ~10 ms: only when files exist
+    from dotenv.variables import parse_variables
+
+    from_files: dict[str, str] = {}
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as stream:
+                bindings = list(parse_stream(stream))
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"unable to read env file {path}: {e}") from None
+        for b in bindings:
+            if b.error:
+                text = b.original.string.strip().splitlines()
+                raise ConfigError(f"env file {path} line {b.original.line}: cannot parse "
+                                  f"{(text[0] if text else '')[:80]!r}")
+            if b.key is None or b.value is None:
+                continue  # a comment, a blank line, or a bare KEY without '='
+            if not _VALID_NAME.match(b.key):
+                raise ConfigError(f"env file {path} line {b.original.line}: "
+                                  f"{b.key!r} is not a valid variable name")
+            lookup = {**from_files, **container}
+            from_files[b.key] = "".join(atom.resolve(lookup) for atom in parse_variables(b.value))
+    return {**from_files, **container}
+
+
+def write(envdir: Path, env: Mapping[str, str], shared: bool = False) -> None:
+    """Write ``env`` as an envdir: 0700/0600, or 0755/0644 when ``shared`` (IGNITY_ENVS_MODE)."""
+    dmode, fmode = (0o755, 0o644) if shared else (0o700, 0o600)
+    os.mkdir(envdir, dmode)
+    os.chmod(envdir, dmode)  # mkdir's mode went through the umask
+    for name, value in env.items():
+        if not _VALID_NAME.match(name):
+            continue
+        fd = os.open(envdir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, fmode)
+        try:
+            os.fchmod(fd, fmode)
+            os.write(fd, value.encode("utf-8", "surrogateescape") + b"\n")
+        finally:
+            os.close(fd)
+
+
+def read(envdir: Path) -> dict[str, str | None]:
+    """The envdir's variables: name -> value, or None for an empty file (unset)."""
+    out: dict[str, str | None] = {}
+    try:
+        names = os.listdir(envdir)
+    except OSError:
+        return out
+    for name in names:
+        if not _VALID_NAME.match(name):
+            continue
+        try:
+            with open(os.path.join(envdir, name), "rb") as f:
+                data = f.read()
+        except OSError:
+            continue  # a directory, or a file removed meanwhile: not a variable
+        if not data:
+            out[name] = None
+            continue
+        if data.endswith(b"\n"):
+            data = data[:-1]
+        # a NUL cannot be in an environment variable: keep what comes before it (s6-envdir)
+        out[name] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return out
+
+
+def overlay(base: Mapping[str, str], envdir: Path) -> dict[str, str]:
+    """``base`` with the envdir laid over it: what every child of ignity and with-env gets."""
+    env = dict(base)
+    for name, value in read(envdir).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env

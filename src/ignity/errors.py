@@ -1,0 +1,77 @@
+"""Exceptions that carry an exit status, and wait statuses turned into exit statuses.
+
+This module must not depend on any other ignity module.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 99
+EXIT_CONFIG = 100  # permanent: bad setting, unusable configuration (s6: 100)
+EXIT_NO_SERVICE = 100
+EXIT_INTERNAL = 111  # ignity itself failed (s6: 111)
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+
+class IgnityError(Exception):
+    """An error with the exit status the process should end with."""
+
+    code = 1
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(IgnityError):
+    """Bad setting, malformed env/perms file, runtime dir not writable: exit 100."""
+
+    code = EXIT_CONFIG
+
+
+class SpawnError(IgnityError):
+    """A program could not be executed; ``code`` is 127 (not found) or 126 (not executable)."""
+
+    def __init__(self, path: str, err: int):
+        self.errno = err
+        reason = os.strerror(err)
+        if err == errno.ENOENT:
+            # glibc says ENOENT for a missing #! interpreter too
+            reason = "No such file or directory (or its interpreter)"
+        code = EXIT_NOT_FOUND if err == errno.ENOENT else EXIT_NOT_EXECUTABLE
+        super().__init__(f"unable to exec {path}: {reason}", code)
+        self.transient = err in TRANSIENT_ERRNOS
+
+
+# errors worth retrying without calling the program broken (nitro: "probably temporary problem")
+TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+                              errno.ETXTBSY})
+
+
+def exit_code(status: int) -> int:
+    """A waitpid status as a shell would report it: r, or 128+N when killed by signal N."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 128 + os.WSTOPSIG(status) if os.WIFSTOPPED(status) else 255
+
+
+def describe(status: int) -> str:
+    """'exited 3' or 'killed by SIGTERM', for messages."""
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal_name(os.WTERMSIG(status))}"
+    return f"exited {os.WEXITSTATUS(status)}"
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

@@ -1,0 +1,98 @@
+"""The control socket's wire format, shared by the server (``control``) and the client.
+
+One request per connection: a single line of JSON, at most ``MAX_REQUEST`` bytes, newline
+terminated. One reply: a single line of JSON, then the server closes the connection.
+
+Requests (``v`` is the protocol version, 1):
+  {"v": 1, "cmd": "svc", "action": "up|down|once|restart|signal", "signal": N, "names": [...]}
+  {"v": 1, "cmd": "status", "names": [...]}                  names empty = every service
+  {"v": 1, "cmd": "wait", "until": "u|U|d|D", "timeout_ms": N|null, "any": bool, "names": [...]}
+  {"v": 1, "cmd": "halt", "exit_code": N|null}
+  {"v": 1, "cmd": "rescan"}
+Replies:
+  {"ok": true, ...}                     status adds "services": [...] (SPEC §11.11)
+  {"ok": false, "code": N, "error": "..."}   N is the client's exit status (SPEC §8)
+
+This module must not depend on any other ignity module but ``errors``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import EXIT_NO_SERVICE, EXIT_TIMEOUT, EXIT_USAGE
+
+VERSION = 1
+MAX_REQUEST = 64 * 1024
+COMMANDS = ("svc", "status", "wait", "halt", "rescan")
+SVC_ACTIONS = ("up", "down", "once", "restart", "signal")
+WAIT_UNTIL = {"u": "up", "U": "ready", "d": "down", "D": "down, finish done"}
+
+FAILURE = 1
+
+
+class ProtocolError(Exception):
+    """A request that cannot be served; ``code`` is what the client exits with."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def error_reply(message: str, code: int = FAILURE) -> dict[str, Any]:
+    return {"ok": False, "code": code, "error": message}
+
+
+def decode_request(line: bytes) -> dict[str, Any]:
+    """Parse and validate one request line; raises ProtocolError with a one-line reason."""
+    try:
+        request = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError("malformed request: not a JSON object") from None
+    if not isinstance(request, dict):
+        raise ProtocolError("malformed request: not a JSON object")
+    if request.get("v", VERSION) != VERSION:
+        raise ProtocolError(f"unsupported protocol version {request.get('v')!r} (this ignity speaks {VERSION})")
+    cmd = request.get("cmd")
+    if cmd not in COMMANDS:
+        raise ProtocolError(f"unknown command {cmd!r}")
+    names = request.get("names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ProtocolError("malformed request: names must be a list of strings")
+    if cmd == "svc":
+        if request.get("action") not in SVC_ACTIONS:
+            raise ProtocolError(f"unknown svc action {request.get('action')!r}")
+        if request["action"] == "signal" and not _is_int(request.get("signal")):
+            raise ProtocolError("svc signal needs a signal number")
+        if not names:
+            raise ProtocolError("svc needs at least one service name")
+    elif cmd == "wait":
+        if request.get("until") not in WAIT_UNTIL:
+            raise ProtocolError(f"unknown wait condition {request.get('until')!r}")
+        timeout = request.get("timeout_ms")
+        if timeout is not None and (not _is_int(timeout) or timeout < 0):
+            raise ProtocolError("wait timeout_ms must be a non-negative integer")
+        if not names:
+            raise ProtocolError("wait needs at least one service name")
+    elif cmd == "halt":
+        code = request.get("exit_code")
+        if code is not None and (not _is_int(code) or not 0 <= code <= 255):
+            raise ProtocolError("halt exit_code must be an integer from 0 to 255")
+    return request
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def no_such_service(name: str) -> ProtocolError:
+    return ProtocolError(f"no such service: {name}", EXIT_NO_SERVICE)
+
+
+def timed_out(what: str) -> dict[str, Any]:
+    return error_reply(f"timed out waiting for {what}", EXIT_TIMEOUT)

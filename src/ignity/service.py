@@ -1,0 +1,380 @@
+"""The lifecycle of one service as an explicit machine: no OS calls here.
+
+Wanted state (``want``: up, down, once) is kept apart from the process state, as in s6. Every
+(state, event) pair has an entry in ``TABLE``; a pair with nothing to do maps to ``ignore``.
+Handlers change the ``Service`` record and return effects as data; the supervisor performs
+them (spawn, signal, timer) and feeds the outcome back as events.
+
+| state     | meaning                                                             | status     |
+|-----------|---------------------------------------------------------------------|------------|
+| DOWN      | no process: not wanted, done for good, or a spawn about to happen   | down       |
+| BACKOFF   | wanted up, waiting out the 1 s restart throttle or a failed spawn   | down/failed|
+| UP        | ``run`` alive; ``ready`` once the notification fd spoke (or at once) | up         |
+| STOPPING  | down signal + SIGCONT sent, ``run`` still alive                     | up         |
+| FINISHING | ``run`` reaped, ``finish`` running (killed after ``timeout-finish``)  | finishing  |
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Union
+
+from .servicedir import ServiceSpec
+
+RESTART_THROTTLE_S = 1.0  # SPEC §7: at most one start of `run` per second
+FINISH_DO_NOT_RESTART = 125  # SPEC §7: finish exiting 125 means "do not restart"
+
+
+class State(enum.Enum):
+    DOWN = "down"
+    BACKOFF = "backoff"
+    UP = "up"
+    STOPPING = "stopping"
+    FINISHING = "finishing"
+
+
+class Want(enum.Enum):
+    UP = "up"
+    DOWN = "down"
+    ONCE = "once"
+
+
+class Event(enum.Enum):
+    CMD_UP = "up"
+    CMD_DOWN = "down"
+    CMD_ONCE = "once"
+    CMD_RESTART = "restart"
+    SPAWNED = "spawned"            # arg: pid
+    SPAWN_FAILED = "spawn-failed"  # arg: message
+    READY = "ready"
+    RUN_EXITED = "run-exited"      # arg: wait status
+    FINISH_EXITED = "finish-exited"  # arg: wait status
+    DEADLINE = "deadline"
+    SHUTDOWN = "shutdown"          # arg: absolute deadline for SIGKILL
+    RELEASE = "release"            # want down for good, no signal (a logger whose input ended)
+
+
+# ---- effects: what the supervisor is asked to do ------------------------------------------------
+@dataclass(frozen=True)
+class StartRun:
+    pass
+
+
+@dataclass(frozen=True)
+class StartFinish:
+    pass
+
+
+@dataclass(frozen=True)
+class SignalRun:
+    """``signum`` to the ``run`` process, then SIGCONT to its group (it may be stopped)."""
+    signum: int
+
+
+@dataclass(frozen=True)
+class KillGroup:
+    """SIGKILL to the process group of ``run`` or of ``finish``."""
+    finish: bool = False
+
+
+@dataclass(frozen=True)
+class SetDeadline:
+    when: float | None
+
+
+Effect = Union[StartRun, StartFinish, SignalRun, KillGroup, SetDeadline]
+
+
+@dataclass
+class Service:
+    """The record of one service: everything the supervisor knows about it."""
+
+    spec: ServiceSpec
+    want: Want = Want.UP
+    state: State = State.DOWN
+    pid: int | None = None
+    pgid: int | None = None
+    finish_pid: int | None = None
+    ready: bool = False
+    started_at: float = float("-inf")  # monotonic time of the last spawn of `run`
+    up_since: float | None = None
+    restarts: int = 0
+    spawns: int = 0
+    last_status: int | None = None
+    failed: bool = False
+    error: str | None = None           # last reported problem, to report each once
+    shutting_down: bool = False
+    deadline: float | None = None
+    is_logger: bool = False
+    removed: bool = False              # gone from services-state/ at a rescan
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def status_word(self) -> str:
+        """SPEC §11.11 state: up | down | finishing | failed."""
+        if self.state in (State.UP, State.STOPPING):
+            return "up"
+        if self.state is State.FINISHING:
+            return "finishing"
+        return "failed" if self.failed else "down"
+
+    @property
+    def last_exit_code(self) -> int | None:
+        if self.last_status is None or os.WIFSIGNALED(self.last_status):
+            return None
+        return os.WEXITSTATUS(self.last_status)
+
+    @property
+    def last_signal(self) -> int | None:
+        if self.last_status is None or not os.WIFSIGNALED(self.last_status):
+            return None
+        return os.WTERMSIG(self.last_status)
+
+
+Handler = Callable[[Service, object, float], list]
+
+
+# ---- handlers ----------------------------------------------------------------------------------
+def ignore(svc: Service, arg: object, now: float) -> list:
+    return []
+
+
+def _want(want: Want) -> Handler:
+    def handler(svc: Service, arg: object, now: float) -> list:
+        if not svc.shutting_down:
+            svc.want = want
+        return []
+    return handler
+
+
+def _want_and_start(want: Want) -> Handler:
+    def handler(svc: Service, arg: object, now: float) -> list:
+        if svc.shutting_down:
+            return []
+        svc.want = want
+        return [StartRun()]
+    return handler
+
+
+def _down_from_backoff(svc: Service, arg: object, now: float) -> list:
+    svc.want = Want.DOWN
+    svc.state = State.DOWN
+    return [SetDeadline(None)]
+
+
+def _stop(svc: Service, deadline: float | None) -> list:
+    svc.state = State.STOPPING
+    return [SignalRun(svc.spec.down_signal), SetDeadline(deadline)]
+
+
+def _kill_after(svc: Service, now: float) -> float | None:
+    ms = svc.spec.timeout_kill_ms
+    return now + ms / 1000 if ms else None
+
+
+def up_down(svc: Service, arg: object, now: float) -> list:
+    svc.want = Want.DOWN
+    return _stop(svc, _kill_after(svc, now))
+
+
+def up_restart(svc: Service, arg: object, now: float) -> list:
+    return _stop(svc, _kill_after(svc, now))
+
+
+def up_ready(svc: Service, arg: object, now: float) -> list:
+    svc.ready = True
+    return []
+
+
+def spawned(svc: Service, arg: object, now: float) -> list:
+    assert isinstance(arg, int)
+    svc.state = State.UP
+    svc.pid = svc.pgid = arg
+    svc.restarts += 1 if svc.spawns else 0
+    svc.spawns += 1
+    svc.started_at = svc.up_since = now
+    svc.ready = svc.spec.notification_fd is None
+    svc.failed = False
+    svc.error = None
+    return [SetDeadline(None)]
+
+
+def spawn_failed(svc: Service, arg: object, now: float) -> list:
+    svc.failed = True
+    svc.started_at = now
+    if svc.want is Want.DOWN or svc.shutting_down:
+        svc.state = State.DOWN
+        return [SetDeadline(None)]
+    svc.state = State.BACKOFF
+    return [SetDeadline(now + RESTART_THROTTLE_S)]
+
+
+def run_exited(svc: Service, arg: object, now: float) -> list:
+    assert isinstance(arg, int)
+    svc.last_status = arg
+    svc.pid = None
+    svc.ready = False
+    svc.up_since = None
+    if svc.spec.has_finish:
+        svc.state = State.FINISHING
+        ms = svc.spec.timeout_finish_ms
+        deadline = now + ms / 1000 if ms else None
+        if svc.shutting_down and svc.deadline is not None:
+            deadline = svc.deadline if deadline is None else min(deadline, svc.deadline)
+        return [StartFinish(), SetDeadline(deadline)]
+    return settle(svc, now)
+
+
+def finish_exited(svc: Service, arg: object, now: float) -> list:
+    assert isinstance(arg, int)
+    svc.finish_pid = None
+    if os.WIFEXITED(arg) and os.WEXITSTATUS(arg) == FINISH_DO_NOT_RESTART:
+        svc.want = Want.DOWN
+    return settle(svc, now)
+
+
+def settle(svc: Service, now: float) -> list:
+    """``run`` and ``finish`` are gone: start again, wait out the throttle, or stay down.
+    SPEC §11.5: never restarted before its finish has ended."""
+    svc.pgid = None
+    if svc.want is Want.UP and not svc.shutting_down:
+        next_start = svc.started_at + RESTART_THROTTLE_S
+        if now >= next_start:
+            svc.state = State.DOWN
+            return [SetDeadline(None), StartRun()]
+        svc.state = State.BACKOFF
+        return [SetDeadline(next_start)]
+    if svc.want is Want.ONCE:
+        svc.want = Want.DOWN
+    svc.state = State.DOWN
+    return [SetDeadline(None)]
+
+
+def backoff_deadline(svc: Service, arg: object, now: float) -> list:
+    return [SetDeadline(None), StartRun()]
+
+
+def stopping_deadline(svc: Service, arg: object, now: float) -> list:
+    return [KillGroup(), SetDeadline(None)]
+
+
+def finishing_deadline(svc: Service, arg: object, now: float) -> list:
+    return [KillGroup(finish=True), SetDeadline(None)]
+
+
+def _shutdown(svc: Service, arg: object) -> float | None:
+    svc.shutting_down = True
+    svc.want = Want.DOWN
+    assert arg is None or isinstance(arg, float)
+    return arg
+
+
+def down_shutdown(svc: Service, arg: object, now: float) -> list:
+    _shutdown(svc, arg)
+    svc.state = State.DOWN
+    return [SetDeadline(None)]
+
+
+def up_shutdown(svc: Service, arg: object, now: float) -> list:
+    return _stop(svc, _shutdown(svc, arg))
+
+
+def stopping_shutdown(svc: Service, arg: object, now: float) -> list:
+    deadline = _shutdown(svc, arg)
+    if svc.deadline is not None and (deadline is None or svc.deadline < deadline):
+        deadline = svc.deadline
+    return [SetDeadline(deadline)]
+
+
+def release(svc: Service, arg: object, now: float) -> list:
+    svc.shutting_down = True
+    svc.want = Want.DOWN
+    if svc.state is State.BACKOFF:
+        svc.state = State.DOWN
+        return [SetDeadline(None)]
+    return []
+
+
+def finishing_shutdown(svc: Service, arg: object, now: float) -> list:
+    return stopping_shutdown(svc, arg, now)
+
+
+# ---- the table: every (state, event) pair is written down --------------------------------------
+S, E = State, Event
+TABLE: dict[tuple[State, Event], Handler] = {
+    (S.DOWN, E.CMD_UP): _want_and_start(Want.UP),
+    (S.DOWN, E.CMD_ONCE): _want_and_start(Want.ONCE),
+    (S.DOWN, E.CMD_DOWN): _want(Want.DOWN),
+    (S.DOWN, E.CMD_RESTART): ignore,       # s6: -r does nothing to a service that is down
+    (S.DOWN, E.SPAWNED): spawned,
+    (S.DOWN, E.SPAWN_FAILED): spawn_failed,
+    (S.DOWN, E.READY): ignore,
+    (S.DOWN, E.RUN_EXITED): ignore,
+    (S.DOWN, E.FINISH_EXITED): ignore,
+    (S.DOWN, E.DEADLINE): ignore,
+    (S.DOWN, E.SHUTDOWN): down_shutdown,
+    (S.DOWN, E.RELEASE): release,
+
+    (S.BACKOFF, E.CMD_UP): _want(Want.UP),
+    (S.BACKOFF, E.CMD_ONCE): _want(Want.ONCE),
+    (S.BACKOFF, E.CMD_DOWN): _down_from_backoff,
+    (S.BACKOFF, E.CMD_RESTART): ignore,
+    (S.BACKOFF, E.SPAWNED): spawned,
+    (S.BACKOFF, E.SPAWN_FAILED): spawn_failed,
+    (S.BACKOFF, E.READY): ignore,
+    (S.BACKOFF, E.RUN_EXITED): ignore,
+    (S.BACKOFF, E.FINISH_EXITED): ignore,
+    (S.BACKOFF, E.DEADLINE): backoff_deadline,
+    (S.BACKOFF, E.SHUTDOWN): down_shutdown,
+    (S.BACKOFF, E.RELEASE): release,
+
+    (S.UP, E.CMD_UP): _want(Want.UP),
+    (S.UP, E.CMD_ONCE): _want(Want.ONCE),
+    (S.UP, E.CMD_DOWN): up_down,
+    (S.UP, E.CMD_RESTART): up_restart,
+    (S.UP, E.SPAWNED): ignore,
+    (S.UP, E.SPAWN_FAILED): ignore,
+    (S.UP, E.READY): up_ready,
+    (S.UP, E.RUN_EXITED): run_exited,
+    (S.UP, E.FINISH_EXITED): ignore,
+    (S.UP, E.DEADLINE): ignore,
+    (S.UP, E.SHUTDOWN): up_shutdown,
+    (S.UP, E.RELEASE): release,
+
+    (S.STOPPING, E.CMD_UP): _want(Want.UP),
+    (S.STOPPING, E.CMD_ONCE): _want(Want.ONCE),
+    (S.STOPPING, E.CMD_DOWN): _want(Want.DOWN),
+    (S.STOPPING, E.CMD_RESTART): ignore,
+    (S.STOPPING, E.SPAWNED): ignore,
+    (S.STOPPING, E.SPAWN_FAILED): ignore,
+    (S.STOPPING, E.READY): up_ready,
+    (S.STOPPING, E.RUN_EXITED): run_exited,
+    (S.STOPPING, E.FINISH_EXITED): ignore,
+    (S.STOPPING, E.DEADLINE): stopping_deadline,
+    (S.STOPPING, E.SHUTDOWN): stopping_shutdown,
+    (S.STOPPING, E.RELEASE): release,
+
+    (S.FINISHING, E.CMD_UP): _want(Want.UP),
+    (S.FINISHING, E.CMD_ONCE): _want(Want.ONCE),
+    (S.FINISHING, E.CMD_DOWN): _want(Want.DOWN),
+    (S.FINISHING, E.CMD_RESTART): ignore,
+    (S.FINISHING, E.SPAWNED): ignore,
+    (S.FINISHING, E.SPAWN_FAILED): ignore,
+    (S.FINISHING, E.READY): ignore,
+    (S.FINISHING, E.RUN_EXITED): ignore,
+    (S.FINISHING, E.FINISH_EXITED): finish_exited,
+    (S.FINISHING, E.DEADLINE): finishing_deadline,
+    (S.FINISHING, E.SHUTDOWN): finishing_shutdown,
+    (S.FINISHING, E.RELEASE): release,
+}
+
+
+def step(svc: Service, event: Event, arg: object, now: float) -> list:
+    """Apply one event; returns the effects to perform, in order."""
+    return TABLE[(svc.state, event)](svc, arg, now)
+

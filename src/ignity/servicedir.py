@@ -1,0 +1,124 @@
+"""One s6-style service directory, parsed into a frozen ``ServiceSpec`` (SPEC §7), and the copy of
+``services/`` into ``services-state/`` made at boot.
+
+Knob files are read when the supervisor needs them (at each start, at each stop), as s6 does, so
+an edit in the live copy applies without a rescan. A knob with a bad value is reported and its
+default used: one service's typo never stops the container.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import log
+
+DEFAULT_TIMEOUT_FINISH_MS = 5000  # SPEC §7, s6-supervise's default
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str            # "web", or "web/log" for a logger
+    path: Path           # the live copy in services-state/
+    down: bool
+    has_finish: bool
+    notification_fd: int | None
+    down_signal: int
+    timeout_kill_ms: int
+    timeout_finish_ms: int
+    halt_on_exit: bool
+    has_log: bool
+
+    @property
+    def run(self) -> Path:
+        return self.path / "run"
+
+    @property
+    def finish(self) -> Path:
+        return self.path / "finish"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError as e:
+        log.warn(f"unable to read {path}: {e.strerror}")
+        return None
+
+
+def _number(path: Path, default: int | None, minimum: int = 0) -> int | None:
+    text = _read(path)
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or int(text) < minimum:
+        log.warn(f"{path}: {text[:40]!r} is not a number >= {minimum}, using the default")
+        return default
+    return int(text)
+
+
+def parse_signal(text: str) -> int | None:
+    """'SIGINT', 'INT', 'int' or '2' -> 2; None if it names no signal."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text) if int(text) in signal.valid_signals() else None
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        return None
+
+
+def read_spec(name: str, path: Path) -> ServiceSpec:
+    """Parse the knob files of one (live) service directory."""
+    down_signal = signal.SIGTERM
+    text = _read(path / "down-signal")
+    if text:
+        parsed = parse_signal(text)
+        if parsed is None:
+            log.warn(f"{path}/down-signal: {text[:40]!r} is not a signal, using SIGTERM")
+        else:
+            down_signal = parsed
+    return ServiceSpec(
+        name=name,
+        path=path,
+        down=(path / "down").exists(),
+        has_finish=(path / "finish").exists(),
+        notification_fd=_number(path / "notification-fd", None, minimum=3 if (path / "log").is_dir() else 1),
+        down_signal=int(down_signal),
+        timeout_kill_ms=_number(path / "timeout-kill", 0) or 0,
+        timeout_finish_ms=_number(path / "timeout-finish", DEFAULT_TIMEOUT_FINISH_MS) or 0,
+        halt_on_exit=(path / "halt-on-exit").exists(),
+        has_log=(path / "log").is_dir(),
+    )
+
+
+def service_names(directory: Path) -> list[str]:
+    """Names of the service directories under ``directory``, byte order, dot-names left out."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+
+
+def copy_tree(source: Path, state: Path) -> None:
+    """Copy ``services/`` to ``services-state/`` (SPEC §3 stage 2.3), keeping modes and links;
+    dot-files are left out everywhere (SPEC §2)."""
+    state.mkdir(parents=True, exist_ok=True)
+    for name in service_names(source):
+        target = state / name
+        if target.exists():
+            continue  # already live (rescan): the live copy is the one that counts
+        try:
+            shutil.copytree(source / name, target, symlinks=True,
+                            ignore=lambda _d, names: [n for n in names if n.startswith(".")])
+        except (OSError, shutil.Error) as e:
+            log.warn(f"service {name}: unable to copy {source / name} to {target}: {e}")

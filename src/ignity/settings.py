@@ -1,0 +1,123 @@
+"""Every IGNITY_* setting (SPEC §9), read once from the environment into a frozen ``Settings``.
+
+A value that is not what the setting takes is a ``ConfigError`` naming the variable (exit 100);
+an empty value means the default (SPEC §11.6).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_CONF_DIR = "/etc/ignity"
+DEFAULT_RUN_DIR = "/run/ignity"
+
+
+@dataclass(frozen=True)
+class Settings:
+    conf_dir: Path
+    run_dir: Path
+    cmd_wait_for_services: bool = False
+    cmd_wait_for_services_maxtime_ms: int = 5000
+    kill_finalize_maxtime_ms: int = 5000
+    services_gracetime_ms: int = 5000
+    kill_gracetime_ms: int = 3000
+    skip_perms: bool = False
+    sync_disks: bool = False
+    verbosity: int = 1
+    envs_shared: bool = False
+    user: str = "root"
+    usermap_uid: int = 0
+    usermap_gid: int = 0
+
+    @property
+    def envdir(self) -> Path:
+        return self.run_dir / "envs"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.run_dir / "services-state"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.run_dir / "control"
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _ms(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _get(env, name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"{name}={value!r} is not a time in milliseconds (a non-negative integer)")
+    return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _get(env, name)
+    if value is None:
+        return default
+    if value not in ("0", "1"):
+        raise ConfigError(f"{name}={value!r} must be 0 or 1")
+    return value == "1"
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple, default: str) -> str:
+    value = _get(env, name)
+    if value is None:
+        return default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
+
+
+def _id(env: Mapping[str, str], name: str) -> int:
+    value = _get(env, name)
+    if value is None:
+        return 0
+    if not value.isdigit():
+        raise ConfigError(f"{name}={value!r} is not a numeric id")
+    return int(value)
+
+
+def _dir(env: Mapping[str, str], name: str, default: str) -> Path:
+    value = _get(env, name) or default
+    if not os.path.isabs(value):
+        raise ConfigError(f"{name}={value!r} must be an absolute path")
+    return Path(value)
+
+
+def paths_only(env: Mapping[str, str] = os.environ) -> Settings:
+    """Only the two directories: for clients (`ignity svc`, `with-env`) that must start fast and
+    must not refuse to work because of an unrelated bad setting."""
+    return Settings(conf_dir=_dir(env, "IGNITY_CONF_DIR", DEFAULT_CONF_DIR),
+                    run_dir=_dir(env, "IGNITY_RUN_DIR", DEFAULT_RUN_DIR))
+
+
+def load(env: Mapping[str, str] = os.environ) -> Settings:
+    """All settings, validated; raises ConfigError naming the first bad variable."""
+    return Settings(
+        conf_dir=_dir(env, "IGNITY_CONF_DIR", DEFAULT_CONF_DIR),
+        run_dir=_dir(env, "IGNITY_RUN_DIR", DEFAULT_RUN_DIR),
+        cmd_wait_for_services=_flag(env, "IGNITY_CMD_WAIT_FOR_SERVICES", False),
+        cmd_wait_for_services_maxtime_ms=_ms(env, "IGNITY_CMD_WAIT_FOR_SERVICES_MAXTIME", 5000),
+        kill_finalize_maxtime_ms=_ms(env, "IGNITY_KILL_FINALIZE_MAXTIME", 5000),
+        services_gracetime_ms=_ms(env, "IGNITY_SERVICES_GRACETIME", 5000),
+        kill_gracetime_ms=_ms(env, "IGNITY_KILL_GRACETIME", 3000),
+        skip_perms=_flag(env, "IGNITY_SKIP_PERMS", False),
+        sync_disks=_flag(env, "IGNITY_SYNC_DISKS", False),
+        verbosity=int(_choice(env, "IGNITY_VERBOSITY", ("0", "1", "2", "3"), "1")),
+        envs_shared=_choice(env, "IGNITY_ENVS_MODE", ("private", "shared"), "private") == "shared",
+        user=_get(env, "USER") or "root",
+        usermap_uid=_id(env, "USERMAP_UID"),
+        usermap_gid=_id(env, "USERMAP_GID"),
+    )

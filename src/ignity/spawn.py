@@ -1,0 +1,152 @@
+"""The only code that creates processes.
+
+Every child starts with default signal dispositions and an empty signal mask, whatever ignity
+blocks or ignores (SPEC §10; CPython ignores SIGPIPE, and a Popen child would keep ignity's mask).
+``os.posix_spawn`` gives that in one call (``setsigmask=()``, ``setsigdef=`` every signal), reports
+exec errors in the parent (glibc >= 2.24, musl) and is vfork-fast. The one exception is a CMD that
+must become the terminal's foreground process group: ``tcsetpgrp`` has to run in the child before
+exec, which posix_spawn cannot do, so that spawn forks.
+
+This module never waits for a child: the loop is the only code that calls waitpid.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from collections.abc import Mapping, Sequence
+
+from .errors import SpawnError
+
+# SIGKILL and SIGSTOP cannot be reset; everything else goes back to SIG_DFL in the child
+_DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+_devnull: int | None = None
+
+
+def devnull() -> int:
+    """A read-write /dev/null kept open (close-on-exec) for stdin of services and scripts."""
+    global _devnull
+    if _devnull is None:
+        _devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return _devnull
+
+
+def resolve(program: str, env: Mapping[str, str]) -> str:
+    """The path to exec for ``program``: as given when it has a '/', else found on the PATH of
+    the environment the child gets (not ignity's own)."""
+    if "/" in program:
+        return program
+    denied = False
+    for d in env.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(d or ".", program)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = True
+    raise SpawnError(program, errno.EACCES if denied else errno.ENOENT)
+
+
+def _safe_fd_map(fds: Mapping[int, int]) -> tuple[list[tuple[int, int]], list[int]]:
+    """dup2 actions (target, source) that can run in any order: a source that is also a
+    target (or is its own target, where dup2 would be a no-op leaving close-on-exec set) is
+    first copied to a fresh descriptor. Returns the actions and the temporary fds to close."""
+    targets = set(fds)
+    temporary: list[int] = []
+    actions = []
+    for target, source in sorted(fds.items()):
+        if source in targets:
+            source = os.dup(source)  # non-inheritable (PEP 446), so only the dup2 target leaks
+            while source in targets:
+                temporary.append(source)
+                source = os.dup(source)
+            temporary.append(source)
+        actions.append((target, source))
+    return actions, temporary
+
+
+def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int] | None = None,
+          cwd: str | None = None, new_session: bool = False, new_group: bool = False,
+          tty_fd: int | None = None) -> int:
+    """Start ``argv`` and return its pid; raise SpawnError (127/126) if it cannot be executed.
+
+    ``fds`` maps child fd -> ignity fd (fds not named are inherited only for 0, 1, 2).
+    ``new_session``: setsid (services). ``new_group``: own process group (CMD, scripts).
+    ``tty_fd``: also make that group the foreground group of this terminal.
+    """
+    path = resolve(argv[0], env)
+    actions, temporary = _safe_fd_map(fds or {})
+    try:
+        if tty_fd is not None:
+            return _fork_foreground(path, argv, env, actions, cwd, tty_fd)
+        return _posix_spawn(path, argv, env, actions, cwd, new_session, new_group)
+    finally:
+        for fd in temporary:
+            os.close(fd)
+
+
+def _posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str], actions: list[tuple[int, int]],
+                 cwd: str | None, new_session: bool, new_group: bool) -> int:
+    file_actions = [(os.POSIX_SPAWN_DUP2, source, target) for target, source in actions]
+    saved_cwd = None
+    if cwd is not None:
+        # posix_spawn has no chdir: change ours around it (ignity has no threads)
+        saved_cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            os.close(saved_cwd)
+            raise SpawnError(f"{argv[0]} (cwd {cwd})", e.errno) from None
+    try:
+        extra = {"setpgroup": 0} if new_group and not new_session else {}
+        return os.posix_spawn(path, list(argv), dict(env), file_actions=file_actions, setsid=new_session,
+                              setsigmask=(), setsigdef=_DEFAULT_SIGNALS, **extra)
+    except OSError as e:
+        raise SpawnError(path, e.errno or errno.EINVAL) from None
+    finally:
+        if saved_cwd is not None:
+            os.fchdir(saved_cwd)
+            os.close(saved_cwd)
+
+
+def _fork_foreground(path: str, argv: Sequence[str], env: Mapping[str, str],
+                     actions: list[tuple[int, int]], cwd: str | None, tty_fd: int) -> int:
+    """fork + exec for a CMD that takes the terminal (tini's isolate_child): the child joins
+    its own group, makes it the foreground group, resets signals and execs. An exec error
+    comes back through a close-on-exec pipe as the errno's number."""
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: only async-signal-safe-ish work, then exec or _exit
+        try:
+            os.setpgid(0, 0)
+            # SIGTTOU is ignored in ignity (and so here until reset): tcsetpgrp from a
+            # background group would otherwise stop us
+            try:
+                os.tcsetpgrp(tty_fd, os.getpid())
+            except OSError:
+                pass  # not our controlling terminal (e.g. no session): run anyway
+            for sig in _DEFAULT_SIGNALS:
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            for target, source in actions:
+                os.dup2(source, target)
+            if cwd is not None:
+                os.chdir(cwd)
+            os.execve(path, list(argv), dict(env))
+        except OSError as e:
+            os.write(report_w, str(e.errno or errno.EINVAL).encode())
+        finally:
+            os._exit(127)
+    os.close(report_w)
+    try:
+        report = os.read(report_r, 32)
+    finally:
+        os.close(report_r)
+    if report:
+        # the child has exited 127; the loop reaps it like any other process
+        raise SpawnError(path, int(report))
+    return pid

@@ -1,0 +1,363 @@
+"""``ignity init``: stage 1 -> stage 2 -> stage 3 and the container's exit status (SPEC §3, §5).
+
+Stage 1 prepares the runtime dir and the environment; stage 2 applies perms, runs init scripts,
+starts services and the CMD, then waits for a reason to stop; stage 3 always runs once stage 1
+is done, whatever stage 2 did (an internal error included), and every wait in it ends as soon as
+there is nothing left to wait for.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import envdir, log, scripts, spawn
+from .control import ControlServer
+from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code
+from .loop import Loop
+from .settings import DEFAULT_PATH, Settings
+from .supervisor import Supervisor
+
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+PR_SET_CHILD_SUBREAPER = 36
+# after the final SIGKILL, how long to wait for the kernel to hand back the last zombies
+FINAL_REAP_S = 2.0
+
+
+class InitFailed(Exception):
+    """An init script failed: the container exits with ``code``."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+class Init:
+    """One run of the container."""
+
+    def __init__(self, settings: Settings, cmd: list[str]):
+        self.settings = settings
+        self.cmd = cmd
+        self.loop = Loop()
+        self.supervisor: Supervisor | None = None
+        self.control: ControlServer | None = None
+        self.stop_signal: int | None = None    # the signal that asked for the shutdown
+        self.stopping = False                  # a reason to enter stage 3 has come
+        self.halt_code: int | None = None      # `ignity halt --exit-code` / halt-on-exit
+        self.cmd_pid: int | None = None
+        self.cmd_status: int | None = None     # exit status of the CMD (0-255), once known
+        self.script_pgid: int | None = None    # the init script running now, for signals
+
+    # ---- entry point ----------------------------------------------------------------------------
+    def run(self) -> int:
+        self._prepare_process()
+        try:
+            base_env = self._stage1()
+        except ConfigError as e:
+            log.fatal(str(e))
+            return EXIT_CONFIG
+        code: int | None = None
+        try:
+            self._stage2(base_env)
+        except InitFailed as e:
+            code = e.code
+        except ConfigError as e:
+            log.fatal(str(e))
+            code = EXIT_CONFIG
+        except Exception as e:
+            log.fatal(f"internal error: {type(e).__name__}: {e}")
+            if log.verbosity() >= log.DEBUG:
+                import traceback  # tracebacks only at verbosity 3 (SPEC §5)
+
+                traceback.print_exc()
+            code = EXIT_INTERNAL
+        try:
+            self._stage3()
+        except Exception as e:
+            log.fatal(f"internal error during shutdown: {type(e).__name__}: {e}")
+            code = EXIT_INTERNAL
+        if code is None:
+            code = self._exit_status()
+        log.info(f"exiting {code}")
+        return code
+
+    def _exit_status(self) -> int:
+        """SPEC §5 / §11.9: the CMD's status wins; then halt's; then 0."""
+        if self.cmd_status is not None:
+            return self.cmd_status
+        if self.cmd and self.stop_signal is not None:
+            return 128 + self.stop_signal  # stopped before the CMD could start
+        if self.halt_code is not None:
+            return self.halt_code
+        return 0
+
+    def _prepare_process(self) -> None:
+        # a PID 1 may be started with 0-2 closed: keep them taken so no pipe lands there
+        for fd in (0, 1, 2):
+            try:
+                os.fstat(fd)
+            except OSError:
+                os.open(os.devnull, os.O_RDWR)
+        # inherited masks and SIG_IGNs would reach children spawned by a library; ours reset
+        # them anyway (spawn), but ignity itself must hear every signal it handles
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        # SIGTTOU/SIGTTIN: writing to the terminal while the CMD is its foreground group must
+        # not stop PID 1 (tini). Children get SIG_DFL back at spawn.
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+        # SIGPIPE stays ignored in ignity (a logger gone must not kill PID 1): EPIPE instead
+        for sig in SHUTDOWN_SIGNALS:
+            self.loop.watch_signal(sig, self._on_shutdown_signal)
+        for sig in FORWARDED_SIGNALS:
+            self.loop.watch_signal(sig, self._on_forwarded_signal)
+        if os.getpid() != 1:
+            self._become_subreaper()
+
+    def _become_subreaper(self) -> None:
+        """Not PID 1: ask the kernel to hand us orphans of our descendants (SPEC §1)."""
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+            log.info("not PID 1: registered as child subreaper")
+        except (OSError, AttributeError) as e:
+            log.warn(f"not PID 1 and unable to become a child subreaper ({e}): orphans will not be reaped")
+
+    # ---- stage 1 ------------------------------------------------------------------------------------
+    def _stage1(self) -> dict[str, str]:
+        os.environ.setdefault("PATH", DEFAULT_PATH)
+        run_dir = self.settings.run_dir
+        try:
+            _empty_dir(run_dir)
+            container = dict(os.environ)
+            merged = envdir.merge_files(
+                [p for p in envdir.visible_entries(self.settings.conf_dir / "envs") if p.is_file()],
+                container)
+            envdir.write(self.settings.envdir, merged, shared=self.settings.envs_shared)
+        except OSError as e:
+            raise ConfigError(
+                f"unable to prepare the runtime dir {run_dir}: {e.strerror} (it must be writable by "
+                f"uid {os.geteuid()}: mount a tmpfs at {run_dir}, or run preboot at image build time)"
+            ) from None
+        log.info(f"stage 1 done: runtime dir {run_dir}, {len(merged)} variables")
+        return container
+
+    # ---- stage 2 ------------------------------------------------------------------------------------
+    def _env(self, base: dict[str, str]) -> dict[str, str]:
+        """What a child gets now: the envdir as it is at this moment over ignity's environment."""
+        return envdir.overlay(base, self.settings.envdir)
+
+    def _stage2(self, base_env: dict[str, str]) -> None:
+        settings = self.settings
+        if not settings.skip_perms and envdir.visible_entries(settings.conf_dir / "perms"):
+            self._apply_perms(base_env)
+        self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt)
+        self.control = ControlServer(self.loop, settings.control_socket, self.supervisor, self._on_halt)
+        for path in envdir.visible_entries(settings.conf_dir / "init"):
+            if self.stopping:
+                break
+            if path.is_dir():
+                log.warn(f"init script {path} is a directory: skipped")
+                continue
+            code = scripts.run(self.loop, path, self._env(base_env), started=self._script_started)
+            self.script_pgid = None
+            if code != 0 or self.stopping:
+                log.lifecycle(f"boot stopped: init script {path.name} {_status_words(code)}")
+                raise InitFailed(code if code != 0 else 128 + (self.stop_signal or signal.SIGTERM))
+        if self.stopping:
+            return
+        self.supervisor.load(settings.conf_dir / "services")
+        self.supervisor.start_all()
+        if not self.cmd:
+            log.lifecycle("booted, no CMD: running until told to stop")
+            self.loop.run_until(lambda: self.stopping)
+            return
+        if settings.cmd_wait_for_services:
+            self._wait_for_services()
+        if self.stopping:
+            return
+        self._start_cmd(self._env(base_env))
+        self.loop.run_until(lambda: self.stopping)
+
+    def _apply_perms(self, env: dict[str, str]) -> None:
+        from . import perms  # jinja2 behind it: only imported when perms are applied
+
+        merged = envdir.overlay(env, self.settings.envdir)
+        perms.apply_dir(self.settings.conf_dir / "perms", merged)
+
+    def _script_started(self, pid: int) -> None:
+        self.script_pgid = pid
+
+    def _wait_for_services(self) -> None:
+        maxtime = self.settings.cmd_wait_for_services_maxtime_ms / 1000
+        assert self.supervisor is not None
+        if not self.loop.run_until(lambda: self.stopping or self.supervisor.all_ready(), maxtime):
+            names = ", ".join(self.supervisor.not_ready())
+            log.warn(f"services not ready after {maxtime * 1000:.0f} ms: {names} (starting the CMD anyway)")
+
+    def _start_cmd(self, env: dict[str, str]) -> None:
+        tty_fd = 0 if _is_tty(0) else None
+        try:
+            pid = spawn.spawn(self.cmd, env, new_group=True, tty_fd=tty_fd)
+        except SpawnError as e:
+            log.error(f"CMD: {e}")
+            self.cmd_status = e.code
+            self._request_stop(None)
+            return
+        self.cmd_pid = pid
+        self.loop.on_exit(pid, self._on_cmd_exit)
+        log.info(f"CMD started: pid {pid}: {' '.join(self.cmd)}")
+
+    def _on_cmd_exit(self, status: int) -> None:
+        self.cmd_status = exit_code(status)
+        self.cmd_pid = None
+        log.lifecycle(f"CMD {describe(status)}")
+        self._request_stop(None)
+
+    # ---- reasons to stop ---------------------------------------------------------------------------
+    def _request_stop(self, signum: int | None) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.stop_signal = signum
+
+    def _on_shutdown_signal(self, signum: int) -> None:
+        log.info(f"got {signal.Signals(signum).name}")
+        if self.script_pgid is not None:
+            scripts.kill_group(self.script_pgid, signum)  # SPEC §11.10
+        elif self.cmd_pid is not None:
+            # SPEC §3 stage 3.1: the CMD's group gets the signal that triggered the shutdown; a
+            # second signal during shutdown is passed on the same way
+            scripts.kill_group(self.cmd_pid, signum)
+        self._request_stop(signum)
+
+    def _on_forwarded_signal(self, signum: int) -> None:
+        if self.cmd_pid is not None:
+            scripts.kill_group(self.cmd_pid, signum)
+        else:
+            log.info(f"ignoring {signal.Signals(signum).name} (no CMD to forward it to)")
+
+    def _on_halt(self, code: int | None) -> None:
+        """`ignity halt [--exit-code N]`, or a halt-on-exit service that ended with ``code``."""
+        if self.halt_code is None and code is not None:
+            self.halt_code = code
+        if not self.stopping and self.cmd_pid is not None:
+            scripts.kill_group(self.cmd_pid, signal.SIGTERM)  # SPEC §3 stage 3.1: SIGTERM for halt
+        self._request_stop(None)
+
+    # ---- stage 3 ------------------------------------------------------------------------------------
+    def _stage3(self) -> None:
+        settings = self.settings
+        log.lifecycle("shutting down")
+        sup = self.supervisor
+        if sup is not None:
+            sup.shutdown(settings.services_gracetime_ms / 1000)
+        if self.control is not None:
+            self.control.stop_accepting_commands()
+        base = dict(os.environ)
+        for path in envdir.visible_entries(settings.conf_dir / "finalize"):
+            if path.is_dir():
+                continue
+            code = scripts.run(self.loop, path, envdir.overlay(base, settings.envdir),
+                               timeout_ms=settings.kill_finalize_maxtime_ms)
+            if code != 0:
+                log.lifecycle(f"finalize script {path.name} {_status_words(code)}")
+        if sup is not None:
+            # the supervisor SIGKILLs what is left at the grace deadline, so this ends by then
+            self.loop.run_until(sup.all_down)
+        self._kill_everything()
+        if self.control is not None:
+            self.control.close()
+        if settings.sync_disks:
+            os.sync()
+
+    def _kill_everything(self) -> None:
+        """SPEC §3 stage 3.4: TERM+CONT to every process left, KILL after the grace time;
+        each wait ends as soon as nothing is left."""
+        if not self.loop.children_left():
+            return
+        grace = self.settings.kill_gracetime_ms / 1000
+        log.info("sending SIGTERM to remaining processes")
+        _signal_all(signal.SIGTERM)
+        _signal_all(signal.SIGCONT)
+        if self.loop.run_until(lambda: not self.loop.has_children, grace):
+            return
+        log.warn(f"processes left after {grace * 1000:.0f} ms: sending SIGKILL")
+        _signal_all(signal.SIGKILL)
+        self.loop.run_until(lambda: not self.loop.has_children, FINAL_REAP_S)
+
+
+def _status_words(code: int) -> str:
+    if code > 128:
+        try:
+            return f"killed by {signal.Signals(code - 128).name} (status {code})"
+        except ValueError:
+            pass
+    return f"failed with status {code}"
+
+
+def _is_tty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _empty_dir(path: Path) -> None:
+    """Empty ``path`` (which may be a mount point, e.g. a tmpfs: it is kept) or create it."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+def _signal_all(sig: int) -> None:
+    """Signal every process of ours: as PID 1 that is kill(-1) (everything in the namespace
+    but us); otherwise only our descendants, never the rest of the host."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, sig)
+        except ProcessLookupError:
+            pass
+        return
+    for pid in _descendants(os.getpid()):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def main(settings: Settings, cmd: list[str]) -> int:
+    started = time.monotonic()
+    code = Init(settings, cmd).run()
+    log.debug(f"ran {time.monotonic() - started:.3f} s")
+    sys.stdout.flush()
+    return code
