@@ -46,8 +46,11 @@ def merge_files(files: Iterable[Path], container: Mapping[str, str]) -> dict[str
             raise ConfigError(f"unable to read env file {path}: {e}") from None
         for b in bindings:
             if b.error:
-                text = b.original.string.strip().splitlines()
-                raise ConfigError(f"env file {path} line {b.original.line}: cannot parse "
+                raw = b.original.string
+                # python-dotenv counts from the blank lines before the statement
+                line = b.original.line + raw[:len(raw) - len(raw.lstrip())].count("\n")
+                text = raw.strip().splitlines()
+                raise ConfigError(f"env file {path} line {line}: cannot parse "
                                   f"{(text[0] if text else '')[:80]!r}")
             if b.key is None or b.value is None:
                 continue  # a comment, a blank line, or a bare KEY without '='

@@ -86,28 +86,91 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int]
             os.close(fd)
 
 
+class _LibcSpawn:
+    """posix_spawn(3) called through ctypes, for what ``os.posix_spawn`` cannot express.
+
+    glibc and musl set their internal signals (32, 33, and 34 on musl) to SIG_IGN in the
+    spawned child unless the "set to default" set names them, and their ``sigaddset`` -- and so
+    ``os.posix_spawn(setsigdef=...)`` -- refuses to name them: a child would start with signals
+    ignored that no exec resets. Here the set is built bit by bit. It also gives
+    ``posix_spawn_file_actions_addchdir_np`` (glibc >= 2.29, musl >= 1.1.24), so no fchdir dance.
+    """
+
+    # <spawn.h> flag values, the same in glibc and musl
+    SETPGROUP, SETSIGDEF, SETSIGMASK, SETSID = 0x02, 0x04, 0x08, 0x80
+    OPAQUE_SIZE = 1024  # larger than posix_spawnattr_t / posix_spawn_file_actions_t anywhere
+
+    def __init__(self) -> None:
+        import ctypes  # here, not at module level: only the init spawns processes
+
+        self.ctypes = ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.libc = libc
+        self.addchdir = getattr(libc, "posix_spawn_file_actions_addchdir_np", None)
+        sigset = ctypes.c_ulong * (128 // ctypes.sizeof(ctypes.c_ulong))
+        self.empty = sigset()
+        self.defaults = sigset()
+        bits = ctypes.sizeof(ctypes.c_ulong) * 8
+        for sig in range(1, 65):
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                self.defaults[(sig - 1) // bits] |= 1 << ((sig - 1) % bits)
+
+    def spawn(self, path: str, argv: Sequence[str], env: Mapping[str, str], actions: list[tuple[int, int]],
+              cwd: str | None, new_session: bool, new_group: bool) -> int:
+        ct, libc = self.ctypes, self.libc
+        attr = ct.create_string_buffer(self.OPAQUE_SIZE)
+        file_actions = ct.create_string_buffer(self.OPAQUE_SIZE)
+        libc.posix_spawnattr_init(attr)
+        libc.posix_spawn_file_actions_init(file_actions)
+        try:
+            flags = self.SETSIGDEF | self.SETSIGMASK
+            if new_session:
+                flags |= self.SETSID
+            elif new_group:
+                flags |= self.SETPGROUP
+                libc.posix_spawnattr_setpgroup(attr, 0)
+            libc.posix_spawnattr_setflags(attr, ct.c_short(flags))
+            libc.posix_spawnattr_setsigmask(attr, ct.byref(self.empty))
+            libc.posix_spawnattr_setsigdefault(attr, ct.byref(self.defaults))
+            for target, source in actions:
+                libc.posix_spawn_file_actions_adddup2(file_actions, source, target)
+            if cwd is not None:
+                libc.posix_spawn_file_actions_addchdir_np(file_actions, os.fsencode(cwd))
+            c_argv = (ct.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
+            env_items = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+            c_env = (ct.c_char_p * (len(env_items) + 1))(*env_items, None)
+            pid = ct.c_int()
+            err = libc.posix_spawn(ct.byref(pid), os.fsencode(path), file_actions, attr, c_argv, c_env)
+        finally:
+            libc.posix_spawn_file_actions_destroy(file_actions)
+            libc.posix_spawnattr_destroy(attr)
+        if err:
+            raise SpawnError(path if cwd is None or err != errno.ENOENT or os.path.exists(cwd)
+                             else f"{argv[0]} (cwd {cwd})", err)
+        return pid.value
+
+
+_libc_spawn: _LibcSpawn | None = None
+
+
 def _posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str], actions: list[tuple[int, int]],
                  cwd: str | None, new_session: bool, new_group: bool) -> int:
-    file_actions = [(os.POSIX_SPAWN_DUP2, source, target) for target, source in actions]
-    saved_cwd = None
-    if cwd is not None:
-        # posix_spawn has no chdir: change ours around it (ignity has no threads)
-        saved_cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    global _libc_spawn
+    if _libc_spawn is None:
+        _libc_spawn = _LibcSpawn()
+    if _libc_spawn.addchdir is not None or cwd is None:
+        return _libc_spawn.spawn(path, argv, env, actions, cwd, new_session, new_group)
+    # a libc without addchdir_np: change our own directory around the call (no threads here)
+    saved_cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
         try:
             os.chdir(cwd)
         except OSError as e:
-            os.close(saved_cwd)
             raise SpawnError(f"{argv[0]} (cwd {cwd})", e.errno) from None
-    try:
-        extra = {"setpgroup": 0} if new_group and not new_session else {}
-        return os.posix_spawn(path, list(argv), dict(env), file_actions=file_actions, setsid=new_session,
-                              setsigmask=(), setsigdef=_DEFAULT_SIGNALS, **extra)
-    except OSError as e:
-        raise SpawnError(path, e.errno or errno.EINVAL) from None
+        return _libc_spawn.spawn(path, argv, env, actions, None, new_session, new_group)
     finally:
-        if saved_cwd is not None:
-            os.fchdir(saved_cwd)
-            os.close(saved_cwd)
+        os.fchdir(saved_cwd)
+        os.close(saved_cwd)
 
 
 def _fork_foreground(path: str, argv: Sequence[str], env: Mapping[str, str],

@@ -1,0 +1,53 @@
+"""servicedir: knob files of SPEC §7, bad values fall back to defaults."""
+import signal
+
+from ignity import servicedir
+
+
+def make(tmp_path, **files):
+    d = tmp_path / "svc"
+    d.mkdir()
+    (d / "run").write_text("#!/bin/sh\n")
+    for name, text in files.items():
+        (d / name.replace("_", "-")).write_text(text)
+    return d
+
+
+def test_defaults(tmp_path):
+    spec = servicedir.read_spec("svc", make(tmp_path))
+    assert spec.down_signal == signal.SIGTERM and spec.timeout_finish_ms == 5000 and spec.timeout_kill_ms == 0
+    assert spec.notification_fd is None and not spec.down and not spec.halt_on_exit and not spec.has_log
+
+
+def test_knobs(tmp_path):
+    d = make(tmp_path, down="", notification_fd="3\n", down_signal="SIGUSR1", timeout_kill="250",
+             timeout_finish="0", halt_on_exit="", finish="#!/bin/sh\n")
+    spec = servicedir.read_spec("svc", d)
+    assert spec.down and spec.notification_fd == 3 and spec.down_signal == signal.SIGUSR1
+    assert spec.timeout_kill_ms == 250 and spec.timeout_finish_ms == 0 and spec.halt_on_exit and spec.has_finish
+
+
+def test_bad_knobs_use_defaults(tmp_path):
+    spec = servicedir.read_spec("svc", make(tmp_path, down_signal="SIGNOPE", timeout_kill="soon",
+                                            notification_fd="x"))
+    assert spec.down_signal == signal.SIGTERM and spec.timeout_kill_ms == 0 and spec.notification_fd is None
+
+
+def test_parse_signal():
+    assert servicedir.parse_signal("INT") == signal.SIGINT
+    assert servicedir.parse_signal("sighup") == signal.SIGHUP
+    assert servicedir.parse_signal("10") == 10
+    assert servicedir.parse_signal("NOPE") is None
+
+
+def test_copy_tree_skips_dotfiles(tmp_path):
+    src = tmp_path / "services"
+    (src / "a" / "log").mkdir(parents=True)
+    (src / "a" / "run").write_text("x")
+    (src / "a" / ".secret").write_text("x")
+    (src / ".hidden").mkdir()
+    state = tmp_path / "state"
+    servicedir.copy_tree(src, state)
+    assert servicedir.service_names(state) == ["a"]
+    assert (state / "a" / "run").exists() and (state / "a" / "log").is_dir()
+    assert not (state / "a" / ".secret").exists()

@@ -1,0 +1,36 @@
+"""settings: every IGNITY_* parsed once; junk names the variable (SPEC §9, §11.6)."""
+from pathlib import Path
+
+import pytest
+
+from ignity import settings
+from ignity.errors import ConfigError
+
+
+def test_defaults():
+    s = settings.load({})
+    assert s.conf_dir == Path("/etc/ignity") and s.run_dir == Path("/run/ignity")
+    assert (s.services_gracetime_ms, s.kill_gracetime_ms, s.kill_finalize_maxtime_ms) == (5000, 3000, 5000)
+    assert (s.cmd_wait_for_services, s.cmd_wait_for_services_maxtime_ms) == (False, 5000)
+    assert not s.skip_perms and not s.sync_disks and s.verbosity == 1 and not s.envs_shared
+    assert s.control_socket == Path("/run/ignity/control")
+
+
+def test_empty_value_means_default():
+    assert settings.load({"IGNITY_KILL_GRACETIME": ""}).kill_gracetime_ms == 3000
+
+
+@pytest.mark.parametrize("name,value", [
+    ("IGNITY_KILL_GRACETIME", "abc"), ("IGNITY_SERVICES_GRACETIME", "-1"), ("IGNITY_KILL_FINALIZE_MAXTIME", "1.5"),
+    ("IGNITY_CMD_WAIT_FOR_SERVICES", "yes"), ("IGNITY_SYNC_DISKS", "2"), ("IGNITY_VERBOSITY", "9"),
+    ("IGNITY_ENVS_MODE", "public"), ("IGNITY_RUN_DIR", "relative/dir"), ("USERMAP_UID", "bob"),
+])
+def test_junk_names_the_variable(name, value):
+    with pytest.raises(ConfigError) as e:
+        settings.load({name: value})
+    assert name in str(e.value)
+
+
+def test_paths_only_ignores_other_settings():
+    s = settings.paths_only({"IGNITY_RUN_DIR": "/tmp/x", "IGNITY_KILL_GRACETIME": "junk"})
+    assert s.envdir == Path("/tmp/x/envs")
