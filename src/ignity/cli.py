@@ -6,7 +6,6 @@ need, so ``ignity svc`` and ``with-env`` do not pay for the init's modules.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
@@ -41,11 +40,16 @@ class UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so every usage error is one line and exit 2."""
+def _parser(prog: str):
+    """An argparse parser that raises instead of exiting, so every usage error is one line and
+    exit 2. argparse is imported here: `ignity init` does not need it."""
+    import argparse
 
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # type: ignore[override]
+            raise UsageError(f"{self.prog}: {message}")
+
+    return Parser(prog=prog, add_help=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +136,7 @@ def _control_request(command: str, args: list[str]) -> dict:
         if signum is not None:
             message["signal"] = int(signum)
         return message
-    parser = _Parser(prog=f"ignity {command}", add_help=False)
+    parser = _parser(f"ignity {command}")
     if command == "status":
         parser.add_argument("--json", action="store_true")
         parser.add_argument("names", nargs="*")
@@ -157,13 +161,13 @@ def _control_request(command: str, args: list[str]) -> dict:
 
 def _non_negative(text: str) -> int:
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds")
+        raise ValueError(f"{text!r} is not a number of milliseconds")
     return int(text)
 
 
 def _exit_code(text: str) -> int:
     if not text.isdigit() or int(text) > 255:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an exit code (0-255)")
+        raise ValueError(f"{text!r} is not an exit code (0-255)")
     return int(text)
 
 

@@ -32,7 +32,7 @@ def request(path: Path, message: dict[str, Any], timeout: float | None = REPLY_T
     try:
         sock.settimeout(timeout)
         try:
-            sock.connect(str(path))
+            protocol.with_short_path(path, sock.connect)
         except OSError as e:
             if e.errno in (errno.EACCES, errno.EPERM):
                 raise ClientError(f"permission denied on the control socket {path} "

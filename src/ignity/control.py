@@ -17,7 +17,7 @@ from typing import Any
 
 from . import log, protocol
 from .loop import Loop, Timer
-from .protocol import ProtocolError
+from .protocol import ProtocolError, with_short_path
 from .service import State
 from .supervisor import Supervisor
 
@@ -67,7 +67,7 @@ class ControlServer:
             pass
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
         try:
-            self._sock.bind(str(path))
+            with_short_path(path, self._sock.bind)
         finally:
             os.umask(old_umask)
         self._sock.listen(MAX_CONNECTIONS)

@@ -19,6 +19,9 @@ This module must not depend on any other ignity module but ``errors``.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .errors import EXIT_NO_SERVICE, EXIT_TIMEOUT, EXIT_USAGE
@@ -30,6 +33,24 @@ SVC_ACTIONS = ("up", "down", "once", "restart", "signal")
 WAIT_UNTIL = {"u": "up", "U": "ready", "d": "down", "D": "down, finish done"}
 
 FAILURE = 1
+# sun_path holds 108 bytes on Linux; a longer socket path is reached through its directory
+SUN_PATH_MAX = 107
+
+
+def with_short_path(path: Path, call: Callable[[str], None]) -> None:
+    """``call(address)`` for a Unix socket at ``path`` (bind or connect), also when the path is
+    longer than sun_path holds: then from inside its directory, by its name. Changing the working
+    directory is safe here because ignity and its client are single-threaded."""
+    if len(os.fsencode(str(path))) <= SUN_PATH_MAX:
+        call(str(path))
+        return
+    saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(path.parent)
+        call(path.name)
+    finally:
+        os.fchdir(saved)
+        os.close(saved)
 
 
 class ProtocolError(Exception):

@@ -38,7 +38,7 @@ def run(loop: Loop, path: Path, env: Mapping[str, str], *, timeout_ms: int = 0,
     if timeout_ms:
         def kill() -> None:
             log.warn(f"{path}: still running after {timeout_ms} ms, killing it")
-            kill_group(pid, signal.SIGKILL)
+            spawn.kill(pid, signal.SIGKILL, group=True)
         timer = loop.call_later(timeout_ms / 1000, kill)
     loop.run_until(lambda: bool(statuses))
     if timer is not None:
@@ -47,11 +47,3 @@ def run(loop: Loop, path: Path, env: Mapping[str, str], *, timeout_ms: int = 0,
     code = exit_code(status)
     (log.info if code == 0 else log.warn)(f"{path} {describe(status)}")
     return code
-
-
-def kill_group(pgid: int, sig: int) -> None:
-    """Signal a process group that may already be gone."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

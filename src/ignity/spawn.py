@@ -48,6 +48,17 @@ def resolve(program: str, env: Mapping[str, str]) -> str:
     raise SpawnError(program, errno.EACCES if denied else errno.ENOENT)
 
 
+def kill(pid: int, sig: int, group: bool = False) -> None:
+    """Signal a process (or its process group) that may already be gone."""
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _safe_fd_map(fds: Mapping[int, int]) -> tuple[list[tuple[int, int]], list[int]]:
     """dup2 actions (target, source) that can run in any order: a source that is also a
     target (or is its own target, where dup2 would be a no-op leaving close-on-exec set) is

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import signal
 import sys
 import time
@@ -229,16 +228,16 @@ class Init:
     def _on_shutdown_signal(self, signum: int) -> None:
         log.info(f"got {signal.Signals(signum).name}")
         if self.script_pgid is not None:
-            scripts.kill_group(self.script_pgid, signum)  # SPEC §11.10
+            spawn.kill(self.script_pgid, signum, group=True)  # SPEC §11.10
         elif self.cmd_pid is not None:
             # SPEC §3 stage 3.1: the CMD's group gets the signal that triggered the shutdown; a
             # second signal during shutdown is passed on the same way
-            scripts.kill_group(self.cmd_pid, signum)
+            spawn.kill(self.cmd_pid, signum, group=True)
         self._request_stop(signum)
 
     def _on_forwarded_signal(self, signum: int) -> None:
         if self.cmd_pid is not None:
-            scripts.kill_group(self.cmd_pid, signum)
+            spawn.kill(self.cmd_pid, signum, group=True)
         else:
             log.info(f"ignoring {signal.Signals(signum).name} (no CMD to forward it to)")
 
@@ -247,7 +246,7 @@ class Init:
         if self.halt_code is None and code is not None:
             self.halt_code = code
         if not self.stopping and self.cmd_pid is not None:
-            scripts.kill_group(self.cmd_pid, signal.SIGTERM)  # SPEC §3 stage 3.1: SIGTERM for halt
+            spawn.kill(self.cmd_pid, signal.SIGTERM, group=True)  # SPEC §3 stage 3.1: SIGTERM for halt
         self._request_stop(None)
 
     # ---- stage 3 ------------------------------------------------------------------------------------
@@ -315,6 +314,8 @@ def _empty_dir(path: Path) -> None:
         return
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):
+            import shutil  # ~4 ms of imports: only when a previous run left something
+
             shutil.rmtree(entry.path)
         else:
             os.unlink(entry.path)
@@ -324,16 +325,10 @@ def _signal_all(sig: int) -> None:
     """Signal every process of ours: as PID 1 that is kill(-1) (everything in the namespace
     but us); otherwise only our descendants, never the rest of the host."""
     if os.getpid() == 1:
-        try:
-            os.kill(-1, sig)
-        except ProcessLookupError:
-            pass
+        spawn.kill(-1, sig)
         return
     for pid in _descendants(os.getpid()):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        spawn.kill(pid, sig)
 
 
 def _descendants(root: int) -> list[int]:

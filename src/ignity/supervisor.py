@@ -152,7 +152,7 @@ class Supervisor:
             else:
                 log.warn(f"service {svc.name}: still up after its grace time, sending SIGKILL")
             if pgid is not None:
-                _killpg(pgid, signal.SIGKILL)
+                spawn.kill(pgid, signal.SIGKILL, group=True)
         else:  # pragma: no cover - the machine returns only the effects above
             raise TypeError(f"unknown effect {effect!r}")
 
@@ -251,12 +251,9 @@ class Supervisor:
 
     def _signal_run(self, svc: Service, signum: int) -> None:
         if svc.pid is not None:
-            try:
-                os.kill(svc.pid, signum)
-            except ProcessLookupError:
-                pass
+            spawn.kill(svc.pid, signum)
         if svc.pgid is not None and signum != signal.SIGCONT:
-            _killpg(svc.pgid, signal.SIGCONT)  # a stopped service must still get to its handler
+            spawn.kill(svc.pgid, signal.SIGCONT, group=True)  # a stopped service must still get to its handler
 
     # ---- readiness (notification-fd) -----------------------------------------------------------
     def _watch_ready(self, svc: Service, fd: int) -> None:
@@ -294,10 +291,7 @@ class Supervisor:
     def send_signal(self, name: str, signum: int) -> None:
         svc = self.services[name]
         if svc.pid is not None:
-            try:
-                os.kill(svc.pid, signum)
-            except ProcessLookupError:
-                pass
+            spawn.kill(svc.pid, signum)
 
     def status(self, names: list[str] | None = None) -> list[dict]:
         now = time.monotonic()
@@ -369,10 +363,3 @@ class Supervisor:
             for fd in pipe:
                 if fd is not None:
                     os.close(fd)
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
