@@ -118,6 +118,8 @@ class _LibcSpawn:
         libc = ctypes.CDLL(None, use_errno=True)
         self.libc = libc
         self.addchdir = getattr(libc, "posix_spawn_file_actions_addchdir_np", None)
+        self._env_key: Mapping[str, str] | None = None
+        self._env_array: object = None
         sigset = ctypes.c_ulong * (128 // ctypes.sizeof(ctypes.c_ulong))
         self.empty = sigset()
         self.defaults = sigset()
@@ -125,6 +127,15 @@ class _LibcSpawn:
         for sig in range(1, 65):
             if sig not in (signal.SIGKILL, signal.SIGSTOP):
                 self.defaults[(sig - 1) // bits] |= 1 << ((sig - 1) % bits)
+
+    def _encoded_env(self, env: Mapping[str, str]) -> object:
+        """envp for ``env``; a batch of spawns with the same mapping (boot: hundreds of services)
+        encodes it once. The mapping is kept referenced, so its id cannot be reused meanwhile."""
+        if self._env_key is not env:
+            items = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+            self._env_array = (self.ctypes.c_char_p * (len(items) + 1))(*items, None)
+            self._env_key = env
+        return self._env_array
 
     def spawn(self, path: str, argv: Sequence[str], env: Mapping[str, str], actions: list[tuple[int, int]],
               cwd: str | None, new_session: bool, new_group: bool) -> int:
@@ -148,8 +159,7 @@ class _LibcSpawn:
             if cwd is not None:
                 libc.posix_spawn_file_actions_addchdir_np(file_actions, os.fsencode(cwd))
             c_argv = (ct.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
-            env_items = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
-            c_env = (ct.c_char_p * (len(env_items) + 1))(*env_items, None)
+            c_env = self._encoded_env(env)
             pid = ct.c_int()
             err = libc.posix_spawn(ct.byref(pid), os.fsencode(path), file_actions, attr, c_argv, c_env)
         finally:

@@ -182,7 +182,9 @@ class Supervisor:
             (log.warn if warn else log.info)(message)
 
     def _start_run(self, svc: Service) -> None:
-        spec = svc.spec = servicedir.read_spec(svc.name, svc.spec.path)  # knobs read fresh (s6)
+        if svc.spawns or svc.failed:  # knobs read fresh at each restart (s6); at boot they just were
+            svc.spec = servicedir.read_spec(svc.name, svc.spec.path)
+        spec = svc.spec
         fds = {0: spawn.devnull()}
         pipe = self._log_pipes.get(svc.name.split("/", 1)[0])
         if pipe is not None:
