@@ -155,7 +155,11 @@ class ControlServer:
             if not line.strip():
                 self._drop(conn)
                 return
-        self._serve(conn, line)
+        try:
+            self._serve(conn, line)
+        except Exception as e:  # a request must never leave a connection open or reach the loop
+            log.error(f"control: internal error serving a request: {type(e).__name__}: {e}")
+            self._finish(conn, protocol.error_reply("internal error", protocol.FAILURE))
 
     def _reply(self, conn: _Connection, reply: dict[str, Any]) -> None:
         try:

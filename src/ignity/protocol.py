@@ -73,7 +73,7 @@ def decode_request(line: bytes) -> dict[str, Any]:
     """Parse and validate one request line; raises ProtocolError with a one-line reason."""
     try:
         request = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[... nested deep
         raise ProtocolError("malformed request: not a JSON object") from None
     if not isinstance(request, dict):
         raise ProtocolError("malformed request: not a JSON object")

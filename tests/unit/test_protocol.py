@@ -5,7 +5,7 @@ from ignity import protocol
 
 
 @pytest.mark.parametrize("line", [
-    b"", b"\x00\xff\xfe garbage", b"{not json", b'{"cmd": 42}', b"[1, 2]", b'{"cmd": "svc"}',
+    b"", b"\x00\xff\xfe garbage", b"{not json", b"[" * 100000, b'{"cmd": 42}', b"[1, 2]", b'{"cmd": "svc"}',
     b'{"cmd": "svc", "action": "up"}', b'{"cmd": "svc", "action": "fly", "names": ["a"]}',
     b'{"cmd": "svc", "action": "signal", "names": ["a"]}', b'{"cmd": "wait", "until": "x", "names": ["a"]}',
     b'{"cmd": "wait", "until": "u", "names": ["a"], "timeout_ms": -1}', b'{"cmd": "halt", "exit_code": 300}',
