@@ -109,9 +109,29 @@ def service_names(directory: Path) -> list[str]:
     return [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
 
 
+# the programs of a service: linked, not copied, into the live copy (see copy_tree)
+PROGRAMS = ("run", "finish")
+
+
+def _copy_entry(source: str, target: str) -> str:
+    """copytree's copy function: programs become symlinks to the originals, the rest is copied."""
+    import shutil
+
+    if os.path.basename(source) in PROGRAMS:
+        os.symlink(os.path.abspath(source), target)
+        return target
+    return shutil.copy2(source, target)
+
+
 def copy_tree(source: Path, state: Path) -> None:
-    """Copy ``services/`` to ``services-state/`` (SPEC §3 stage 2.3), keeping modes and links;
-    dot-files are left out everywhere (SPEC §2)."""
+    """Copy ``services/`` to ``services-state/`` (SPEC §3 stage 2.3); dot-files are left out
+    everywhere (SPEC §2).
+
+    ``run`` and ``finish`` (of services and loggers) are symlinks to the originals rather than
+    copies: the runtime dir is often a tmpfs mounted ``noexec`` (Docker's ``--tmpfs`` default), and
+    exec follows the link to a file system that allows it. Everything else is copied, so knob files
+    can be edited in the live copy. Symlinks in ``services/`` are followed.
+    """
     import shutil  # ~4 ms of imports (bz2, lzma): only when there are services to copy
 
     state.mkdir(parents=True, exist_ok=True)
@@ -120,7 +140,7 @@ def copy_tree(source: Path, state: Path) -> None:
         if target.exists():
             continue  # already live (rescan): the live copy is the one that counts
         try:
-            shutil.copytree(source / name, target, symlinks=True,
+            shutil.copytree(source / name, target, copy_function=_copy_entry,
                             ignore=lambda _d, names: [n for n in names if n.startswith(".")])
         except (OSError, shutil.Error) as e:
             log.warn(f"service {name}: unable to copy {source / name} to {target}: {e}")

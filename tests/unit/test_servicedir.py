@@ -51,3 +51,16 @@ def test_copy_tree_skips_dotfiles(tmp_path):
     assert servicedir.service_names(state) == ["a"]
     assert (state / "a" / "run").exists() and (state / "a" / "log").is_dir()
     assert not (state / "a" / ".secret").exists()
+
+
+def test_programs_are_linked_not_copied(tmp_path):
+    """A noexec runtime dir must still run services: run/finish in the live copy are symlinks."""
+    src = tmp_path / "services"
+    (src / "a" / "log").mkdir(parents=True)
+    for rel in ("run", "finish", "log/run", "notification-fd"):
+        (src / "a" / rel).write_text("x")
+    state = tmp_path / "state"
+    servicedir.copy_tree(src, state)
+    for rel in ("run", "finish", "log/run"):
+        assert (state / "a" / rel).is_symlink() and (state / "a" / rel).resolve() == (src / "a" / rel).resolve()
+    assert not (state / "a" / "notification-fd").is_symlink()
