@@ -160,13 +160,13 @@ def _control_request(command: str, args: list[str]) -> dict:
 
 
 def _non_negative(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValueError(f"{text!r} is not a number of milliseconds")
     return int(text)
 
 
 def _exit_code(text: str) -> int:
-    if not text.isdigit() or int(text) > 255:
+    if not (text.isascii() and text.isdigit()) or int(text) > 255:
         raise ValueError(f"{text!r} is not an exit code (0-255)")
     return int(text)
 

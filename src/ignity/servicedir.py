@@ -56,7 +56,7 @@ def _number(path: Path, default: int | None, minimum: int = 0) -> int | None:
     text = _read(path)
     if text is None or text == "":
         return default
-    if not text.isdigit() or int(text) < minimum:
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
         log.warn(f"{path}: {text[:40]!r} is not a number >= {minimum}, using the default")
         return default
     return int(text)
@@ -65,7 +65,7 @@ def _number(path: Path, default: int | None, minimum: int = 0) -> int | None:
 def parse_signal(text: str) -> int | None:
     """'SIGINT', 'INT', 'int' or '2' -> 2; None if it names no signal."""
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text) if int(text) in signal.valid_signals() else None
     name = text.upper()
     if not name.startswith("SIG"):

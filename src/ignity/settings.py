@@ -59,7 +59,7 @@ def _ms(env: Mapping[str, str], name: str, default: int) -> int:
     value = _get(env, name)
     if value is None:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # isdigit alone takes "²"
         raise ConfigError(f"{name}={value!r} is not a time in milliseconds (a non-negative integer)")
     return int(value)
 
@@ -86,7 +86,7 @@ def _id(env: Mapping[str, str], name: str) -> int:
     value = _get(env, name)
     if value is None:
         return 0
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # isdigit alone takes "²"
         raise ConfigError(f"{name}={value!r} is not a numeric id")
     return int(value)
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import envdir, log, scripts, spawn
+from . import envdir, log, perms, scripts, spawn
 from .control import ControlServer
 from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code
 from .loop import Loop
@@ -185,8 +185,6 @@ class Init:
         self.loop.run_until(lambda: self.stopping)
 
     def _apply_perms(self, env: dict[str, str]) -> None:
-        from . import perms  # jinja2 behind it: only imported when perms are applied
-
         merged = envdir.overlay(env, self.settings.envdir)
         perms.apply_dir(self.settings.conf_dir / "perms", merged)
 
