@@ -14,7 +14,11 @@ from . import accounts, log, perms
 from .errors import ConfigError
 from .settings import Settings
 
-RUN_DIR_MODE = 0o755  # the control socket (0600) and the envdir (0700) guard themselves
+# Sticky and world-writable, like /tmp. A container engine that mounts a tmpfs on the runtime
+# dir without a mode (Docker's and runc's `--tmpfs /run/ignity`) gives the tmpfs this directory's
+# mode, owned by root: 0755 would leave `USER 1000` unable to write it; 1777 lets any user boot.
+# What ignity writes inside guards itself: the envdir is 0700, the control socket 0600.
+RUN_DIR_MODE = 0o1777
 
 
 def run(settings: Settings, env: Mapping[str, str]) -> None:

@@ -230,7 +230,7 @@ def test_preboot_without_useradd_creates_user_once(image):
     passwd_line = next(line for line in (image / "etc/passwd").read_text().splitlines() if line.startswith("app:"))
     assert passwd_line == "app:x:1234:1235::/:/bin/false"
     assert [count(image, f, "app") for f in ("passwd", "group", "shadow", "gshadow")] == [1, 1, 1, 1]
-    assert owner_mode(image / "run" / "ignity") == (1234, 1235, 0o755)
+    assert owner_mode(image / "run" / "ignity") == (1234, 1235, 0o1777)
     assert owner_mode(data / "sub" / "b.txt") == (1234, 1235, 0o640)
     files = {f: (image / "etc" / f).read_text() for f in ("passwd", "group", "shadow", "gshadow")}
     second = preboot(image, path=no_useradd)
