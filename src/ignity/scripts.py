@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from . import log, spawn
-from .errors import EXIT_NOT_EXECUTABLE, SpawnError, describe, exit_code
+from .errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError, describe, exit_code
 from .loop import Loop
 
 
@@ -22,6 +22,9 @@ def run(loop: Loop, path: Path, env: Mapping[str, str], *, timeout_ms: int = 0,
         started: Callable[[int], None] | None = None) -> int:
     """Run one script to its end and return its exit status (128+N if killed by signal N,
     126/127 if it could not be executed). ``timeout_ms`` > 0 SIGKILLs its group after that."""
+    if not os.path.exists(path):
+        log.error(f"{path}: no such file (a dangling link?)")
+        return EXIT_NOT_FOUND
     if not os.access(path, os.X_OK):
         log.error(f"{path}: not executable (chmod +x it)")
         return EXIT_NOT_EXECUTABLE
