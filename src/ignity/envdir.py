@@ -34,6 +34,9 @@ def merge_files(files: Iterable[Path], container: Mapping[str, str]) -> dict[str
     sees the container's environment and everything read before it (SPEC §11.3). A line
     python-dotenv cannot parse is a ConfigError naming file and line (SPEC §11.2).
     """
+    files = list(files)
+    if not files:
+        return dict(container)
     from dotenv.parser import parse_stream  # python-dotenv costs ~10 ms: only when files exist
     from dotenv.variables import parse_variables
 
