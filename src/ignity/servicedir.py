@@ -132,10 +132,13 @@ def copy_tree(source: Path, state: Path) -> None:
     exec follows the link to a file system that allows it. Everything else is copied, so knob files
     can be edited in the live copy. Symlinks in ``services/`` are followed.
     """
+    state.mkdir(parents=True, exist_ok=True)
+    names = service_names(source)
+    if not names:
+        return
     import shutil  # ~4 ms of imports (bz2, lzma): only when there are services to copy
 
-    state.mkdir(parents=True, exist_ok=True)
-    for name in service_names(source):
+    for name in names:
         target = state / name
         if target.exists():
             continue  # already live (rescan): the live copy is the one that counts
