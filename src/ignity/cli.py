@@ -96,7 +96,12 @@ def _init(cmd: list[str]) -> int:
     log.set_verbosity(conf.verbosity)
     from . import stages  # the init's modules, only for `ignity init`
 
-    return stages.main(conf, cmd)
+    code = stages.main(conf, cmd)
+    # Everything is reaped and said: skip the interpreter's teardown (~10 ms of freeing objects
+    # that the kernel frees at once), which would only delay the container's exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _control(command: str, args: list[str]) -> int:

@@ -92,8 +92,7 @@ def read(envdir: Path) -> dict[str, str | None]:
         if not _VALID_NAME.match(name):
             continue
         try:
-            with open(os.path.join(envdir, name), "rb") as f:
-                data = f.read()
+            data = _read_small(os.path.join(envdir, name))
         except OSError:
             continue  # a directory, or a file removed meanwhile: not a variable
         if not data:
@@ -104,6 +103,21 @@ def read(envdir: Path) -> dict[str, str | None]:
         # a NUL cannot be in an environment variable: keep what comes before it (s6-envdir)
         out[name] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     return out
+
+
+def _read_small(path: str) -> bytes:
+    """A whole small file with open/read/close only: read at every spawn, for every variable, so
+    the buffered ``open()``'s extra system calls (fstat, ioctl, lseek) add up."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def overlay(base: Mapping[str, str], envdir: Path) -> dict[str, str]:
