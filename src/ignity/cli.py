@@ -208,8 +208,7 @@ def preboot_main(argv: list[str] | None = None) -> int:
     try:
         conf = settings.load()
         log.set_verbosity(conf.verbosity)
-        files = [p for p in envdir.visible_entries(conf.conf_dir / "envs") if p.is_file()]
-        env = envdir.merge_files(files, dict(os.environ)) if files else dict(os.environ)
+        env = envdir.merge_files(envdir.visible_files(conf.conf("envs")), dict(os.environ))
         preboot.run(conf, env)
     except IgnityError as e:
         log.fatal(str(e))

@@ -9,8 +9,6 @@ import errno
 import json
 import socket
 import sys
-from pathlib import Path
-from typing import Any
 
 from . import protocol
 from .errors import EXIT_INTERNAL
@@ -26,7 +24,7 @@ class ClientError(Exception):
         self.code = code
 
 
-def request(path: Path, message: dict[str, Any], timeout: float | None = REPLY_TIMEOUT_S) -> dict[str, Any]:
+def request(path: str, message: dict, timeout: float | None = REPLY_TIMEOUT_S) -> dict:
     """Send one request and return the decoded reply; raises ClientError."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -63,7 +61,7 @@ def request(path: Path, message: dict[str, Any], timeout: float | None = REPLY_T
     return reply
 
 
-def format_status(services: list[dict[str, Any]]) -> str:
+def format_status(services: list[dict]) -> str:
     """Human-readable status, one line per service (s6-svstat style)."""
     lines = []
     for s in services:
@@ -88,7 +86,7 @@ def format_status(services: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def print_status(reply: dict[str, Any], as_json: bool) -> None:
+def print_status(reply: dict, as_json: bool) -> None:
     services = reply.get("services", [])
     if as_json:
         sys.stdout.write(json.dumps({"services": services}, indent=2) + "\n")

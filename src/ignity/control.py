@@ -12,8 +12,6 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from . import log, protocol
 from .loop import Loop, Timer
@@ -29,7 +27,7 @@ SEND_TIMEOUT_S = 1.0
 SIGNALS = {"kill": 9, "term": 15, "hup": 1, "int": 2, "quit": 3, "usr1": 10, "usr2": 12, "stop": 19, "cont": 18}
 
 
-def _condition(until: str) -> Callable[[Any], bool]:
+def _condition(until: str) -> Callable[[object], bool]:
     """``ignity wait`` conditions on one service record (s6-svwait -u -U -d -D)."""
     if until == "u":
         return lambda s: s.state in (State.UP, State.STOPPING)
@@ -51,7 +49,7 @@ class _Connection:
 
 
 class ControlServer:
-    def __init__(self, loop: Loop, path: Path, supervisor: Supervisor,
+    def __init__(self, loop: Loop, path: str, supervisor: Supervisor,
                  on_halt: Callable[[int | None], None]):
         self.loop = loop
         self.path = path
@@ -62,7 +60,7 @@ class ControlServer:
         self._uid = os.geteuid()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            path.unlink()
+            os.unlink(path)
         except FileNotFoundError:
             pass
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
@@ -85,7 +83,7 @@ class ControlServer:
         self.loop.remove_reader(self._sock.fileno())
         self._sock.close()
         try:
-            self.path.unlink()
+            os.unlink(self.path)
         except OSError:
             pass
 
@@ -161,14 +159,14 @@ class ControlServer:
             log.error(f"control: internal error serving a request: {type(e).__name__}: {e}")
             self._finish(conn, protocol.error_reply("internal error", protocol.FAILURE))
 
-    def _reply(self, conn: _Connection, reply: dict[str, Any]) -> None:
+    def _reply(self, conn: _Connection, reply: dict) -> None:
         try:
             conn.sock.settimeout(SEND_TIMEOUT_S)
             conn.sock.sendall(protocol.encode(reply))
         except OSError:
             pass  # the client is gone or not reading: its loss
 
-    def _finish(self, conn: _Connection, reply: dict[str, Any]) -> None:
+    def _finish(self, conn: _Connection, reply: dict) -> None:
         self._reply(conn, reply)
         self._drop(conn)
 
@@ -207,7 +205,7 @@ class ControlServer:
             if name not in self.supervisor.services:
                 raise protocol.no_such_service(name)
 
-    def _svc(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _svc(self, request: dict) -> dict:
         names = request["names"]
         self._check_names(names)
         for name in names:
@@ -217,7 +215,7 @@ class ControlServer:
                 self.supervisor.command(name, request["action"])
         return {"ok": True}
 
-    def _start_wait(self, conn: _Connection, request: dict[str, Any]) -> None:
+    def _start_wait(self, conn: _Connection, request: dict) -> None:
         names = request["names"]
         try:
             self._check_names(names)

@@ -49,9 +49,10 @@ class Rule(NamedTuple):
 
 # ---- reading ------------------------------------------------------------------------------------
 
-def perms_files(perms_dir: Path) -> list[Path]:
+def perms_files(perms_dir: str | os.PathLike) -> list[Path]:
     """The files of ``perms_dir`` in byte order of their names, dot-files left out (SPEC §2).
     A missing directory has none."""
+    perms_dir = Path(perms_dir)
     try:
         names = os.listdir(os.fsencode(perms_dir))
     except (FileNotFoundError, NotADirectoryError):
@@ -70,7 +71,7 @@ def perms_files(perms_dir: Path) -> list[Path]:
     return files
 
 
-def load_dir(perms_dir: Path, env: Mapping[str, str]) -> list[Rule]:
+def load_dir(perms_dir: str | os.PathLike, env: Mapping[str, str]) -> list[Rule]:
     """Every rule of ``perms_dir``, in order; ConfigError (naming file and line) on the first
     problem."""
     files = perms_files(perms_dir)
@@ -228,7 +229,7 @@ class _Run:
             self.first_failure = f"unable to {what} {path}: {error.strerror}"
 
 
-def apply_dir(perms_dir: Path, env: Mapping[str, str]) -> int:
+def apply_dir(perms_dir: str | os.PathLike, env: Mapping[str, str]) -> int:
     """Render, parse and apply every file of ``perms_dir`` (SPEC §6); the number of changes made.
 
     Malformed files raise ConfigError before anything is changed. Not root: ownership changes are

@@ -35,14 +35,14 @@ def run(settings: Settings, env: Mapping[str, str]) -> None:
     else:
         log.info(f"preboot: USER={settings.user} USERMAP_UID={uid}: no user to create")
     _give_run_dir(settings, uid, gid)
-    changes = perms.apply_dir(settings.conf_dir / "perms", env)
+    changes = perms.apply_dir(settings.conf("perms"), env)
     log.info(f"preboot: done ({changes} permission changes)")
 
 
 def _give_run_dir(settings: Settings, uid: int, gid: int) -> None:
     run_dir = settings.run_dir
     try:
-        run_dir.mkdir(mode=RUN_DIR_MODE, parents=True, exist_ok=True)
+        os.makedirs(run_dir, mode=RUN_DIR_MODE, exist_ok=True)
         st = os.stat(run_dir)  # followed: a runtime dir that is a link means the dir it points to
         if (st.st_uid, st.st_gid) != (uid, gid):
             os.chown(run_dir, uid, gid)

@@ -18,11 +18,8 @@ This module must not depend on any other ignity module but ``errors``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from .errors import EXIT_NO_SERVICE, EXIT_TIMEOUT, EXIT_USAGE
 
@@ -37,17 +34,17 @@ FAILURE = 1
 SUN_PATH_MAX = 107
 
 
-def with_short_path(path: Path, call: Callable[[str], None]) -> None:
+def with_short_path(path: str, call: Callable[[str], None]) -> None:
     """``call(address)`` for a Unix socket at ``path`` (bind or connect), also when the path is
     longer than sun_path holds: then from inside its directory, by its name. Changing the working
     directory is safe here because ignity and its client are single-threaded."""
-    if len(os.fsencode(str(path))) <= SUN_PATH_MAX:
-        call(str(path))
+    if len(os.fsencode(path)) <= SUN_PATH_MAX:
+        call(path)
         return
     saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.chdir(path.parent)
-        call(path.name)
+        os.chdir(os.path.dirname(path))
+        call(os.path.basename(path))
     finally:
         os.fchdir(saved)
         os.close(saved)
@@ -61,16 +58,20 @@ class ProtocolError(Exception):
         self.code = code
 
 
-def encode(message: dict[str, Any]) -> bytes:
+def encode(message: dict) -> bytes:
+    import json  # here, not at the top: ~3 ms that `ignity init` pays only once a client speaks
+
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
-def error_reply(message: str, code: int = FAILURE) -> dict[str, Any]:
+def error_reply(message: str, code: int = FAILURE) -> dict:
     return {"ok": False, "code": code, "error": message}
 
 
-def decode_request(line: bytes) -> dict[str, Any]:
+def decode_request(line: bytes) -> dict:
     """Parse and validate one request line; raises ProtocolError with a one-line reason."""
+    import json  # see encode
+
     try:
         request = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[... nested deep
@@ -115,5 +116,5 @@ def no_such_service(name: str) -> ProtocolError:
     return ProtocolError(f"no such service: {name}", EXIT_NO_SERVICE)
 
 
-def timed_out(what: str) -> dict[str, Any]:
+def timed_out(what: str) -> dict:
     return error_reply(f"timed out waiting for {what}", EXIT_TIMEOUT)

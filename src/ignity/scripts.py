@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from . import log, spawn
 from .errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError, describe, exit_code
 from .loop import Loop
 
 
-def run(loop: Loop, path: Path, env: Mapping[str, str], *, timeout_ms: int = 0,
+def run(loop: Loop, path: str, env: Mapping[str, str], *, timeout_ms: int = 0,
         started: Callable[[int], None] | None = None) -> int:
     """Run one script to its end and return its exit status (128+N if killed by signal N,
     126/127 if it could not be executed). ``timeout_ms`` > 0 SIGKILLs its group after that."""
@@ -29,7 +28,7 @@ def run(loop: Loop, path: Path, env: Mapping[str, str], *, timeout_ms: int = 0,
         log.error(f"{path}: not executable (chmod +x it)")
         return EXIT_NOT_EXECUTABLE
     try:
-        pid = spawn.spawn([str(path)], env, fds={0: spawn.devnull()}, new_group=True)
+        pid = spawn.spawn([path], env, fds={0: spawn.devnull()}, new_group=True)
     except SpawnError as e:
         log.error(str(e))
         return e.code

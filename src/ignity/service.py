@@ -19,7 +19,6 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable
-from typing import Union
 
 from .servicedir import ServiceSpec
 
@@ -107,8 +106,6 @@ class SetDeadline(_Effect):
     def __init__(self, when: float | None):
         self.when = when
 
-
-Effect = Union[StartRun, StartFinish, SignalRun, KillGroup, SetDeadline]
 
 
 class Service:

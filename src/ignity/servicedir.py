@@ -10,38 +10,44 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
-from typing import NamedTuple
 
 from . import log
 
 DEFAULT_TIMEOUT_FINISH_MS = 5000  # SPEC §7, s6-supervise's default
 
 
-class ServiceSpec(NamedTuple):
-    """What the files of one service directory say (immutable: read again to see changes)."""
+class ServiceSpec:
+    """What the files of one service directory say; immutable: read again to see changes."""
 
-    name: str            # "web", or "web/log" for a logger
-    path: Path           # the live copy in services-state/
-    down: bool
-    has_finish: bool
-    notification_fd: int | None
-    down_signal: int
-    timeout_kill_ms: int
-    timeout_finish_ms: int
-    halt_on_exit: bool
-    has_log: bool
+    __slots__ = ("down", "down_signal", "halt_on_exit", "has_finish", "has_log", "name", "notification_fd",
+                 "path", "timeout_finish_ms", "timeout_kill_ms")
+
+    def __init__(self, *, name: str, path: str, down: bool, has_finish: bool, notification_fd: int | None,
+                 down_signal: int, timeout_kill_ms: int, timeout_finish_ms: int, halt_on_exit: bool,
+                 has_log: bool):
+        values = dict(locals())
+        del values["self"]
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+        # name: "web", or "web/log" for a logger; path: the live copy in services-state/
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ServiceSpec is read-only: {name}")
 
     @property
-    def run(self) -> Path:
-        return self.path / "run"
+    def run(self) -> str:
+        return os.path.join(self.path, "run")
 
     @property
-    def finish(self) -> Path:
-        return self.path / "finish"
+    def finish(self) -> str:
+        return os.path.join(self.path, "finish")
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.path, "log")
 
 
-def _read(path: Path) -> str | None:
+def _read(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read().strip()
@@ -52,7 +58,7 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _number(path: Path, default: int | None, minimum: int = 0) -> int | None:
+def _number(path: str, default: int | None, minimum: int = 0) -> int | None:
     text = _read(path)
     if text is None or text == "":
         return default
@@ -76,31 +82,35 @@ def parse_signal(text: str) -> int | None:
         return None
 
 
-def read_spec(name: str, path: Path) -> ServiceSpec:
+def read_spec(name: str, path: str) -> ServiceSpec:
     """Parse the knob files of one (live) service directory."""
+    def knob(file: str) -> str:
+        return os.path.join(path, file)
+
     down_signal = signal.SIGTERM
-    text = _read(path / "down-signal")
+    text = _read(knob("down-signal"))
     if text:
         parsed = parse_signal(text)
         if parsed is None:
-            log.warn(f"{path}/down-signal: {text[:40]!r} is not a signal, using SIGTERM")
+            log.warn(f"{knob('down-signal')}: {text[:40]!r} is not a signal, using SIGTERM")
         else:
             down_signal = parsed
+    has_log = os.path.isdir(knob("log"))
     return ServiceSpec(
         name=name,
         path=path,
-        down=(path / "down").exists(),
-        has_finish=(path / "finish").exists(),
-        notification_fd=_number(path / "notification-fd", None, minimum=3 if (path / "log").is_dir() else 1),
+        down=os.path.exists(knob("down")),
+        has_finish=os.path.exists(knob("finish")),
+        notification_fd=_number(knob("notification-fd"), None, minimum=3 if has_log else 1),
         down_signal=int(down_signal),
-        timeout_kill_ms=_number(path / "timeout-kill", 0) or 0,
-        timeout_finish_ms=_number(path / "timeout-finish", DEFAULT_TIMEOUT_FINISH_MS) or 0,
-        halt_on_exit=(path / "halt-on-exit").exists(),
-        has_log=(path / "log").is_dir(),
+        timeout_kill_ms=_number(knob("timeout-kill"), 0) or 0,
+        timeout_finish_ms=_number(knob("timeout-finish"), DEFAULT_TIMEOUT_FINISH_MS) or 0,
+        halt_on_exit=os.path.exists(knob("halt-on-exit")),
+        has_log=has_log,
     )
 
 
-def service_names(directory: Path) -> list[str]:
+def service_names(directory: str) -> list[str]:
     """Names of the service directories under ``directory``, byte order, dot-names left out."""
     try:
         entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
@@ -123,7 +133,7 @@ def _copy_entry(source: str, target: str) -> str:
     return shutil.copy2(source, target)
 
 
-def copy_tree(source: Path, state: Path) -> None:
+def copy_tree(source: str, state: str) -> None:
     """Copy ``services/`` to ``services-state/`` (SPEC §3 stage 2.3); dot-files are left out
     everywhere (SPEC §2).
 
@@ -132,18 +142,18 @@ def copy_tree(source: Path, state: Path) -> None:
     exec follows the link to a file system that allows it. Everything else is copied, so knob files
     can be edited in the live copy. Symlinks in ``services/`` are followed.
     """
-    state.mkdir(parents=True, exist_ok=True)
+    os.makedirs(state, exist_ok=True)
     names = service_names(source)
     if not names:
         return
     import shutil  # ~4 ms of imports (bz2, lzma): only when there are services to copy
 
     for name in names:
-        target = state / name
-        if target.exists():
+        origin, target = os.path.join(source, name), os.path.join(state, name)
+        if os.path.exists(target):
             continue  # already live (rescan): the live copy is the one that counts
         try:
-            shutil.copytree(source / name, target, copy_function=_copy_entry,
+            shutil.copytree(origin, target, copy_function=_copy_entry,
                             ignore=lambda _d, names: [n for n in names if n.startswith(".")])
         except (OSError, shutil.Error) as e:
-            log.warn(f"service {name}: unable to copy {source / name} to {target}: {e}")
+            log.warn(f"service {name}: unable to copy {origin} to {target}: {e}")

@@ -1,15 +1,17 @@
-"""Every IGNITY_* setting (SPEC §9), read once from the environment into a frozen ``Settings``.
+"""Every IGNITY_* setting (SPEC §9), read once from the environment into an immutable ``Settings``.
 
 A value that is not what the setting takes is a ``ConfigError`` naming the variable (exit 100);
 an empty value means the default (SPEC §11.6).
+
+Paths are plain strings here and in every module on the path of ``ignity init``: ``pathlib``
+(with ``re``, ``urllib.parse`` and ``ipaddress`` behind it) and ``typing`` would add ~10 ms to
+each container start, a fifth of the budget of ``/init true``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import NamedTuple
 
 from .errors import ConfigError
 
@@ -18,36 +20,44 @@ DEFAULT_CONF_DIR = "/etc/ignity"
 DEFAULT_RUN_DIR = "/run/ignity"
 
 
-class Settings(NamedTuple):
-    """Immutable once read. (A NamedTuple rather than a frozen dataclass: ``dataclasses`` costs
-    ~10 ms of imports, a tenth of the budget of ``/init true``.)"""
+class Settings:
+    """Immutable once read."""
 
-    conf_dir: Path
-    run_dir: Path
-    cmd_wait_for_services: bool = False
-    cmd_wait_for_services_maxtime_ms: int = 5000
-    kill_finalize_maxtime_ms: int = 5000
-    services_gracetime_ms: int = 5000
-    kill_gracetime_ms: int = 3000
-    skip_perms: bool = False
-    sync_disks: bool = False
-    verbosity: int = 1
-    envs_shared: bool = False
-    user: str = "root"
-    usermap_uid: int = 0
-    usermap_gid: int = 0
+    __slots__ = ("cmd_wait_for_services", "cmd_wait_for_services_maxtime_ms", "conf_dir", "envs_shared",
+                 "kill_finalize_maxtime_ms", "kill_gracetime_ms", "run_dir", "services_gracetime_ms",
+                 "skip_perms", "sync_disks", "user", "usermap_gid", "usermap_uid", "verbosity")
 
-    @property
-    def envdir(self) -> Path:
-        return self.run_dir / "envs"
+    def __init__(self, *, conf_dir: str, run_dir: str, cmd_wait_for_services: bool = False,
+                 cmd_wait_for_services_maxtime_ms: int = 5000, kill_finalize_maxtime_ms: int = 5000,
+                 services_gracetime_ms: int = 5000, kill_gracetime_ms: int = 3000, skip_perms: bool = False,
+                 sync_disks: bool = False, verbosity: int = 1, envs_shared: bool = False, user: str = "root",
+                 usermap_uid: int = 0, usermap_gid: int = 0):
+        values = dict(locals())
+        del values["self"]
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
-    @property
-    def state_dir(self) -> Path:
-        return self.run_dir / "services-state"
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Settings are read once: {name} cannot change")
+
+    def __repr__(self) -> str:
+        return "Settings(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
     @property
-    def control_socket(self) -> Path:
-        return self.run_dir / "control"
+    def envdir(self) -> str:
+        return os.path.join(self.run_dir, "envs")
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.run_dir, "services-state")
+
+    @property
+    def control_socket(self) -> str:
+        return os.path.join(self.run_dir, "control")
+
+    def conf(self, name: str) -> str:
+        """A directory of the configuration tree: envs, perms, init, services or finalize."""
+        return os.path.join(self.conf_dir, name)
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -91,11 +101,11 @@ def _id(env: Mapping[str, str], name: str) -> int:
     return int(value)
 
 
-def _dir(env: Mapping[str, str], name: str, default: str) -> Path:
+def _dir(env: Mapping[str, str], name: str, default: str) -> str:
     value = _get(env, name) or default
     if not os.path.isabs(value):
         raise ConfigError(f"{name}={value!r} must be an absolute path")
-    return Path(value)
+    return os.path.normpath(value)
 
 
 def paths_only(env: Mapping[str, str] = os.environ) -> Settings:

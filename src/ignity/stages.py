@@ -8,14 +8,12 @@ there is nothing left to wait for.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
 import time
-from pathlib import Path
 
-from . import envdir, log, perms, scripts, spawn
+from . import envdir, log, scripts, spawn
 from .control import ControlServer
 from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code
 from .loop import Loop
@@ -120,6 +118,8 @@ class Init:
 
     def _become_subreaper(self) -> None:
         """Not PID 1: ask the kernel to hand us orphans of our descendants (SPEC §1)."""
+        import ctypes  # only when not PID 1
+
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -135,9 +135,7 @@ class Init:
         try:
             _empty_dir(run_dir)
             container = dict(os.environ)
-            merged = envdir.merge_files(
-                [p for p in envdir.visible_entries(self.settings.conf_dir / "envs") if p.is_file()],
-                container)
+            merged = envdir.merge_files(envdir.visible_files(self.settings.conf("envs")), container)
             envdir.write(self.settings.envdir, merged, shared=self.settings.envs_shared)
         except OSError as e:
             raise ConfigError(
@@ -154,24 +152,24 @@ class Init:
 
     def _stage2(self, base_env: dict[str, str]) -> None:
         settings = self.settings
-        if not settings.skip_perms and envdir.visible_entries(settings.conf_dir / "perms"):
+        if not settings.skip_perms and envdir.visible_entries(settings.conf("perms")):
             self._apply_perms(base_env)
         self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt)
         self.control = ControlServer(self.loop, settings.control_socket, self.supervisor, self._on_halt)
-        for path in envdir.visible_entries(settings.conf_dir / "init"):
+        for path in envdir.visible_entries(settings.conf("init")):
             if self.stopping:
                 break
-            if path.is_dir():
+            if os.path.isdir(path):
                 log.warn(f"init script {path} is a directory: skipped")
                 continue
             code = scripts.run(self.loop, path, self._env(base_env), started=self._script_started)
             self.script_pgid = None
             if code != 0 or self.stopping:
-                log.lifecycle(f"boot stopped: init script {path.name} {_status_words(code)}")
+                log.lifecycle(f"boot stopped: init script {os.path.basename(path)} {_status_words(code)}")
                 raise InitFailed(code if code != 0 else 128 + (self.stop_signal or signal.SIGTERM))
         if self.stopping:
             return
-        self.supervisor.load(settings.conf_dir / "services")
+        self.supervisor.load(settings.conf("services"))
         self.supervisor.start_all()
         if not self.cmd:
             log.lifecycle("booted, no CMD: running until told to stop")
@@ -185,8 +183,10 @@ class Init:
         self.loop.run_until(lambda: self.stopping)
 
     def _apply_perms(self, env: dict[str, str]) -> None:
+        from . import perms  # pathlib, and jinja2 behind it: only when there are perms files
+
         merged = envdir.overlay(env, self.settings.envdir)
-        perms.apply_dir(self.settings.conf_dir / "perms", merged)
+        perms.apply_dir(self.settings.conf("perms"), merged)
 
     def _script_started(self, pid: int) -> None:
         self.script_pgid = pid
@@ -257,13 +257,13 @@ class Init:
         if self.control is not None:
             self.control.stop_accepting_commands()
         base = dict(os.environ)
-        for path in envdir.visible_entries(settings.conf_dir / "finalize"):
-            if path.is_dir():
+        for path in envdir.visible_entries(settings.conf("finalize")):
+            if os.path.isdir(path):
                 continue
             code = scripts.run(self.loop, path, envdir.overlay(base, settings.envdir),
                                timeout_ms=settings.kill_finalize_maxtime_ms)
             if code != 0:
-                log.lifecycle(f"finalize script {path.name} {_status_words(code)}")
+                log.lifecycle(f"finalize script {os.path.basename(path)} {_status_words(code)}")
         if sup is not None:
             # the supervisor SIGKILLs what is left at the grace deadline, so this ends by then
             self.loop.run_until(sup.all_down)
@@ -305,10 +305,10 @@ def _is_tty(fd: int) -> bool:
         return False
 
 
-def _empty_dir(path: Path) -> None:
+def _empty_dir(path: str) -> None:
     """Empty ``path`` (which may be a mount point, e.g. a tmpfs: it is kept) or create it."""
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
+    if not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
         return
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):

@@ -8,11 +8,11 @@ One service's problem never leaves this module: it is reported, backed off and r
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from . import log, servicedir, spawn
 from .errors import SpawnError, describe, exit_code
@@ -57,7 +57,7 @@ class Supervisor:
         self._grace_deadline: float | None = None
 
     # ---- the table of services ------------------------------------------------------------------
-    def load(self, services_dir: Path) -> None:
+    def load(self, services_dir: str) -> None:
         """Copy ``services/`` to the live ``services-state/`` and add a record for each service."""
         servicedir.copy_tree(services_dir, self.settings.state_dir)
         self._add_new()
@@ -68,12 +68,12 @@ class Supervisor:
         for name in servicedir.service_names(state_dir):
             if name in self.services:
                 continue
-            spec = servicedir.read_spec(name, state_dir / name)
+            spec = servicedir.read_spec(name, os.path.join(state_dir, name))
             svc = Service(spec, want=Want.DOWN if spec.down else Want.UP)
             self.services[name] = svc
             added.append(svc)
             if spec.has_log:
-                logger_spec = servicedir.read_spec(f"{name}/log", spec.path / "log")
+                logger_spec = servicedir.read_spec(f"{name}/log", spec.log_dir)
                 logger = Service(logger_spec, want=Want.DOWN if logger_spec.down else Want.UP, is_logger=True)
                 self.services[logger.name] = logger
                 added.append(logger)
@@ -103,7 +103,7 @@ class Supervisor:
         removed = []
         for svc in list(self.services.values()):
             main = svc.name.split("/", 1)[0]
-            if not svc.removed and not (state_dir / main).is_dir():
+            if not svc.removed and not os.path.isdir(os.path.join(state_dir, main)):
                 svc.removed = True
                 removed.append(svc.name)
                 self.feed(svc, Event.CMD_DOWN)
@@ -197,9 +197,9 @@ class Supervisor:
             ready_r, ready_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
             fds[spec.notification_fd] = ready_w
         try:
-            if not spec.run.exists():
-                raise SpawnError(str(spec.run), 2)
-            pid = spawn.spawn([str(spec.run), svc.name], self._env(), fds=fds, cwd=str(spec.path),
+            if not os.path.exists(spec.run):
+                raise SpawnError(spec.run, errno.ENOENT)
+            pid = spawn.spawn([spec.run, svc.name], self._env(), fds=fds, cwd=spec.path,
                               new_session=True)
         except SpawnError as e:
             if ready_w is not None:
@@ -237,9 +237,9 @@ class Supervisor:
         pipe = self._log_pipes.get(svc.name)
         if pipe is not None and pipe[1] is not None:
             fds[1] = pipe[1]
-        argv = [str(svc.spec.finish), str(code), str(sig), svc.name, str(svc.pgid or 0)]
+        argv = [svc.spec.finish, str(code), str(sig), svc.name, str(svc.pgid or 0)]
         try:
-            pid = spawn.spawn(argv, self._env(), fds=fds, cwd=str(svc.spec.path), new_session=True)
+            pid = spawn.spawn(argv, self._env(), fds=fds, cwd=svc.spec.path, new_session=True)
         except SpawnError as e:
             self._report(svc, f"service {svc.name}: {e}")
             self.feed(svc, Event.FINISH_EXITED, e.code << 8)

@@ -1,6 +1,4 @@
 """settings: every IGNITY_* parsed once; junk names the variable (SPEC §9, §11.6)."""
-from pathlib import Path
-
 import pytest
 
 from ignity import settings
@@ -9,11 +7,11 @@ from ignity.errors import ConfigError
 
 def test_defaults():
     s = settings.load({})
-    assert s.conf_dir == Path("/etc/ignity") and s.run_dir == Path("/run/ignity")
+    assert s.conf_dir == "/etc/ignity" and s.run_dir == "/run/ignity"
     assert (s.services_gracetime_ms, s.kill_gracetime_ms, s.kill_finalize_maxtime_ms) == (5000, 3000, 5000)
     assert (s.cmd_wait_for_services, s.cmd_wait_for_services_maxtime_ms) == (False, 5000)
     assert not s.skip_perms and not s.sync_disks and s.verbosity == 1 and not s.envs_shared
-    assert s.control_socket == Path("/run/ignity/control")
+    assert s.control_socket == "/run/ignity/control" and s.conf("init") == "/etc/ignity/init"
 
 
 def test_empty_value_means_default():
@@ -34,4 +32,10 @@ def test_junk_names_the_variable(name, value):
 
 def test_paths_only_ignores_other_settings():
     s = settings.paths_only({"IGNITY_RUN_DIR": "/tmp/x", "IGNITY_KILL_GRACETIME": "junk"})
-    assert s.envdir == Path("/tmp/x/envs")
+    assert s.envdir == "/tmp/x/envs"
+
+
+def test_settings_are_immutable():
+    s = settings.load({})
+    with pytest.raises(AttributeError):
+        s.kill_gracetime_ms = 1
