@@ -85,7 +85,8 @@ def write(envdir: str, env: Mapping[str, str], shared: bool = False) -> None:
             continue
         fd = os.open(os.path.join(envdir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, fmode)
         try:
-            os.fchmod(fd, fmode)
+            if shared:  # 0644 may have lost bits to the umask; 0600 cannot lose any that matter
+                os.fchmod(fd, fmode)
             os.write(fd, value.encode("utf-8", "surrogateescape") + b"\n")
         finally:
             os.close(fd)
