@@ -46,12 +46,6 @@ class SpawnError(IgnityError):
             reason = "No such file or directory (or its interpreter)"
         code = EXIT_NOT_FOUND if err == errno.ENOENT else EXIT_NOT_EXECUTABLE
         super().__init__(f"unable to exec {path}: {reason}", code)
-        self.transient = err in TRANSIENT_ERRNOS
-
-
-# errors worth retrying without calling the program broken (nitro: "probably temporary problem")
-TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
-                              errno.ETXTBSY})
 
 
 def exit_code(status: int) -> int:
