@@ -24,6 +24,8 @@ MAX_CONNECTIONS = 64
 REQUEST_TIMEOUT_S = 10.0
 # a client that does not read its reply within this is dropped (replies are small)
 SEND_TIMEOUT_S = 1.0
+# after replying to `halt`, how long the shutdown waits for that client to go away
+HALT_CLIENT_WAIT_S = 0.5
 SIGNALS = {"kill": 9, "term": 15, "hup": 1, "int": 2, "quit": 3, "usr1": 10, "usr2": 12, "stop": 19, "cont": 18}
 
 
@@ -39,13 +41,14 @@ def _condition(until: str) -> Callable[[object], bool]:
 
 
 class _Connection:
-    __slots__ = ("buffer", "sock", "timer", "waiter")
+    __slots__ = ("buffer", "on_close", "sock", "timer", "waiter")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.buffer = b""
         self.timer: Timer | None = None
-        self.waiter: Callable[[], bool] | None = None
+        self.waiter: Callable[[], bool] | None = None   # set while the client waits for something
+        self.on_close: Callable[[], None] | None = None  # run once the connection is gone
 
 
 class ControlServer:
@@ -127,6 +130,9 @@ class ControlServer:
         self._connections.pop(fd, None)
         self.loop.remove_reader(fd)
         conn.sock.close()
+        on_close, conn.on_close = conn.on_close, None
+        if on_close is not None:
+            on_close()
 
     def _readable(self, conn: _Connection) -> None:
         try:
@@ -172,7 +178,6 @@ class ControlServer:
 
     # ---- requests -------------------------------------------------------------------------------------
     def _serve(self, conn: _Connection, line: bytes) -> None:
-        after: Callable[[], None] | None = None
         try:
             request = protocol.decode_request(line)
             cmd = request["cmd"]
@@ -190,15 +195,23 @@ class ControlServer:
             elif cmd == "rescan":
                 added, removed = self.supervisor.rescan()
                 reply = {"ok": True, "added": added, "removed": removed}
-            else:  # halt: reply first, then start the shutdown
-                reply = {"ok": True}
-                code = request.get("exit_code")
-                after = lambda: self.on_halt(code)  # noqa: E731
+            else:
+                self._halt(conn, request.get("exit_code"))
+                return
         except ProtocolError as e:
             reply = protocol.error_reply(str(e), e.code)
         self._finish(conn, reply)
-        if after is not None:
-            after()
+
+    def _halt(self, conn: _Connection, code: int | None) -> None:
+        """Reply, then start the shutdown once the client has read the reply and gone (at most
+        HALT_CLIENT_WAIT_S later): stage 3 signals every process, and an `ignity halt` run inside
+        the container (`docker exec`) would otherwise be killed before it could exit 0."""
+        self._reply(conn, {"ok": True})
+        conn.on_close = lambda: self.on_halt(code)
+        conn.waiter = lambda: False
+        if conn.timer is not None:
+            conn.timer.cancel()
+        conn.timer = self.loop.call_later(HALT_CLIENT_WAIT_S, lambda: self._drop(conn))
 
     def _check_names(self, names: list[str]) -> None:
         for name in names:

@@ -61,8 +61,8 @@ class Settings:
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip()
-    return value or None
+    """The value, or None when unset or empty (SPEC §11.6). Not stripped: " 10" is not a number."""
+    return env.get(name) or None
 
 
 def _ms(env: Mapping[str, str], name: str, default: int) -> int:

@@ -20,6 +20,7 @@ def test_empty_value_means_default():
 
 @pytest.mark.parametrize("name,value", [
     ("IGNITY_KILL_GRACETIME", "abc"), ("IGNITY_SERVICES_GRACETIME", "-1"), ("IGNITY_KILL_FINALIZE_MAXTIME", "1.5"),
+    ("IGNITY_KILL_GRACETIME", " 10"),
     ("IGNITY_CMD_WAIT_FOR_SERVICES", "yes"), ("IGNITY_SYNC_DISKS", "2"), ("IGNITY_VERBOSITY", "9"),
     ("IGNITY_ENVS_MODE", "public"), ("IGNITY_RUN_DIR", "relative/dir"), ("USERMAP_UID", "bob"),
     ("USERMAP_GID", "²"), ("IGNITY_KILL_GRACETIME", "³"),
