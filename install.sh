@@ -369,7 +369,10 @@ launcher() {  # launcher NAME FUNCTION ARGS
   cat > "$PREFIX/bin/$1.new" <<EOF
 #!$PYTHON -IS
 # ignity $VERSION launcher, written by install.sh: ignity's own packages only, not the image's
+import signal
 import sys
+# Ctrl-C before ignity's own handlers: end quietly (or, as PID 1, be ignored), not with a traceback
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 sys.path.insert(0, "$PREFIX/lib")
 from ignity.cli import $2
 sys.exit($2($3))
