@@ -20,6 +20,7 @@ import enum
 import os
 from collections.abc import Callable
 
+from .record import Record
 from .servicedir import ServiceSpec
 
 RESTART_THROTTLE_S = 1.0  # SPEC §7: at most one start of `run` per second
@@ -56,20 +57,8 @@ class Event(enum.Enum):
 
 
 # ---- effects: what the supervisor is asked to do ------------------------------------------------
-class _Effect:
-    """A value object: equal when of the same kind with the same fields. (Plain classes rather
-    than dataclasses: ``dataclasses`` costs ~10 ms of imports, a tenth of ``/init true``.)"""
-
-    __slots__: tuple = ()
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
-
-    def __hash__(self) -> int:
-        return hash((type(self), *(getattr(self, f) for f in self.__slots__)))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(repr(getattr(self, f)) for f in self.__slots__)})"
+class _Effect(Record):
+    """An effect: a value object (equal when of the same kind with the same fields)."""
 
 
 class StartRun(_Effect):
@@ -86,7 +75,7 @@ class SignalRun(_Effect):
     __slots__ = ("signum",)
 
     def __init__(self, signum: int):
-        self.signum = signum
+        self._set(signum=signum)
 
 
 class KillGroup(_Effect):
@@ -95,7 +84,7 @@ class KillGroup(_Effect):
     __slots__ = ("finish",)
 
     def __init__(self, finish: bool = False):
-        self.finish = finish
+        self._set(finish=finish)
 
 
 class SetDeadline(_Effect):
@@ -104,7 +93,7 @@ class SetDeadline(_Effect):
     __slots__ = ("when",)
 
     def __init__(self, when: float | None):
-        self.when = when
+        self._set(when=when)
 
 
 

@@ -12,12 +12,14 @@ import os
 import signal
 
 from . import log
+from .record import Record
 
 DEFAULT_TIMEOUT_FINISH_MS = 5000  # SPEC §7, s6-supervise's default
 
 
-class ServiceSpec:
-    """What the files of one service directory say; immutable: read again to see changes."""
+class ServiceSpec(Record):
+    """What the files of one service directory say; immutable: read again to see changes.
+    ``name`` is "web", or "web/log" for a logger; ``path`` is the live copy in services-state/."""
 
     __slots__ = ("down", "down_signal", "halt_on_exit", "has_finish", "has_log", "name", "notification_fd",
                  "path", "timeout_finish_ms", "timeout_kill_ms")
@@ -25,14 +27,9 @@ class ServiceSpec:
     def __init__(self, *, name: str, path: str, down: bool, has_finish: bool, notification_fd: int | None,
                  down_signal: int, timeout_kill_ms: int, timeout_finish_ms: int, halt_on_exit: bool,
                  has_log: bool):
-        values = dict(locals())
-        del values["self"]
-        for key, value in values.items():
-            object.__setattr__(self, key, value)
-        # name: "web", or "web/log" for a logger; path: the live copy in services-state/
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"ServiceSpec is read-only: {name}")
+        self._set(name=name, path=path, down=down, has_finish=has_finish, notification_fd=notification_fd,
+                  down_signal=down_signal, timeout_kill_ms=timeout_kill_ms, timeout_finish_ms=timeout_finish_ms,
+                  halt_on_exit=halt_on_exit, has_log=has_log)
 
     @property
     def run(self) -> str:

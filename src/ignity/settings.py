@@ -14,13 +14,14 @@ import os
 from collections.abc import Mapping
 
 from .errors import ConfigError
+from .record import Record
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_CONF_DIR = "/etc/ignity"
 DEFAULT_RUN_DIR = "/run/ignity"
 
 
-class Settings:
+class Settings(Record):
     """Immutable once read."""
 
     __slots__ = ("cmd_wait_for_services", "cmd_wait_for_services_maxtime_ms", "conf_dir", "envs_shared",
@@ -32,16 +33,12 @@ class Settings:
                  services_gracetime_ms: int = 5000, kill_gracetime_ms: int = 3000, skip_perms: bool = False,
                  sync_disks: bool = False, verbosity: int = 1, envs_shared: bool = False, user: str = "root",
                  usermap_uid: int = 0, usermap_gid: int = 0):
-        values = dict(locals())
-        del values["self"]
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Settings are read once: {name} cannot change")
-
-    def __repr__(self) -> str:
-        return "Settings(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+        self._set(conf_dir=conf_dir, run_dir=run_dir, cmd_wait_for_services=cmd_wait_for_services,
+                  cmd_wait_for_services_maxtime_ms=cmd_wait_for_services_maxtime_ms,
+                  kill_finalize_maxtime_ms=kill_finalize_maxtime_ms, services_gracetime_ms=services_gracetime_ms,
+                  kill_gracetime_ms=kill_gracetime_ms, skip_perms=skip_perms, sync_disks=sync_disks,
+                  verbosity=verbosity, envs_shared=envs_shared, user=user, usermap_uid=usermap_uid,
+                  usermap_gid=usermap_gid)
 
     @property
     def envdir(self) -> str:
