@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
@@ -354,3 +356,21 @@ def test_logger_killed_20_times_loses_no_line(ct):
         missing = sorted(set(range(1, 100001)) - set(numbers))
         dups = len(numbers) - len(set(numbers))
         pytest.fail(f"{len(numbers)} lines, {len(missing)} missing (first {missing[:5]}), {dups} duplicated")
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_idle_supervisor_makes_no_system_calls(ct):
+    """§7, event-driven supervision: with 100 services up and nothing happening, ignity sleeps in
+    one epoll_wait without a timeout: strace attached for 2 s sees no system call at all."""
+    names = [f"idle{i:03d}" for i in range(100)]
+    for name in names:
+        ct.service(name, "exec sleep 1000")
+    ct.start()
+    ct.wait_up(*names, timeout_ms=30000)
+    time.sleep(0.5)  # let the last status client's connection be closed and forgotten
+    trace = subprocess.run(["timeout", "-s", "INT", "2", "strace", "-f", "-qq", "-c", "-p", str(ct.pid1)],
+                           capture_output=True, text=True, timeout=30)
+    calls = [line for line in trace.stderr.splitlines() if line.strip() and line.split()[-1].isidentifier()
+             and not line.startswith(("%", "-", "total"))]
+    assert calls == [], trace.stderr
+    assert ct.stop() == 0
