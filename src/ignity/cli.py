@@ -202,13 +202,13 @@ def with_env_main(argv: list[str] | None = None) -> int:
 def preboot_main(argv: list[str] | None = None) -> int:
     """``preboot [PROG ARGS...]``: prepare the image (user, runtime dir, perms), then exec PROG
     if one is given (so it can also chain-load, as the original preboot did)."""
-    from . import envdir, preboot
+    from . import confdir, envdir, preboot
 
     args = sys.argv[1:] if argv is None else argv
     try:
         conf = settings.load()
         log.set_verbosity(conf.verbosity)
-        env = envdir.merge_files(envdir.visible_files(conf.conf("envs")), dict(os.environ))
+        env = envdir.merge_files(confdir.visible_files(conf.conf("envs")), dict(os.environ))
         preboot.run(conf, env)
     except IgnityError as e:
         log.fatal(str(e))

@@ -22,21 +22,6 @@ def valid_name(name: str) -> bool:
     return bool(name) and name[0] in _NAME_FIRST and all(c in _NAME_REST for c in name)
 
 
-def visible_entries(directory: str) -> list[str]:
-    """Paths of the entries of a directory in byte order of their names, dot-files left out
-    (SPEC §2). A missing directory has no entries."""
-    try:
-        names = os.listdir(os.fsencode(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [os.path.join(directory, os.fsdecode(n)) for n in sorted(names) if not n.startswith(b".")]
-
-
-def visible_files(directory: str) -> list[str]:
-    """``visible_entries`` that are files (or links to files): env files, scripts."""
-    return [p for p in visible_entries(directory) if os.path.isfile(p)]
-
-
 def merge_files(files: Iterable[str], container: Mapping[str, str]) -> dict[str, str]:
     """The environment after reading dotenv ``files`` in order over ``container``.
 

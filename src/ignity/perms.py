@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import log
+from .confdir import visible_names
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -54,16 +55,12 @@ def perms_files(perms_dir: str | os.PathLike) -> list[Path]:
     A missing directory has none."""
     perms_dir = Path(perms_dir)
     try:
-        names = os.listdir(os.fsencode(perms_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+        names = visible_names(perms_dir)
     except OSError as e:
         raise ConfigError(f"unable to read the perms dir {perms_dir}: {e.strerror}") from None
     files = []
-    for name in sorted(names):
-        if name.startswith(b"."):
-            continue
-        path = perms_dir / os.fsdecode(name)
+    for name in names:
+        path = perms_dir / name
         if not path.is_file():
             log.warn(f"perms: {path} is not a regular file: skipped")
             continue

@@ -12,6 +12,7 @@ import os
 import signal
 
 from . import log
+from .confdir import visible_names
 from .record import Record
 
 DEFAULT_TIMEOUT_FINISH_MS = 5000  # SPEC §7, s6-supervise's default
@@ -109,11 +110,7 @@ def read_spec(name: str, path: str) -> ServiceSpec:
 
 def service_names(directory: str) -> list[str]:
     """Names of the service directories under ``directory``, byte order, dot-names left out."""
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+    return [name for name in visible_names(directory) if os.path.isdir(os.path.join(directory, name))]
 
 
 # the programs of a service: linked, not copied, into the live copy (see copy_tree)

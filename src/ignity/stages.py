@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from . import envdir, log, scripts, spawn
+from . import confdir, envdir, log, scripts, spawn
 from .control import ControlServer
 from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code
 from .loop import Loop
@@ -135,7 +135,7 @@ class Init:
         try:
             _empty_dir(run_dir)
             container = dict(os.environ)
-            merged = envdir.merge_files(envdir.visible_files(self.settings.conf("envs")), container)
+            merged = envdir.merge_files(confdir.visible_files(self.settings.conf("envs")), container)
             envdir.write(self.settings.envdir, merged, shared=self.settings.envs_shared)
         except OSError as e:
             raise ConfigError(
@@ -152,11 +152,11 @@ class Init:
 
     def _stage2(self, base_env: dict[str, str]) -> None:
         settings = self.settings
-        if not settings.skip_perms and envdir.visible_entries(settings.conf("perms")):
+        if not settings.skip_perms and confdir.visible_entries(settings.conf("perms")):
             self._apply_perms(base_env)
         self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt)
         self.control = ControlServer(self.loop, settings.control_socket, self.supervisor, self._on_halt)
-        for path in envdir.visible_entries(settings.conf("init")):
+        for path in confdir.visible_entries(settings.conf("init")):
             if self.stopping:
                 break
             if os.path.isdir(path):
@@ -257,7 +257,7 @@ class Init:
         if self.control is not None:
             self.control.stop_accepting_commands()
         base = dict(os.environ)
-        for path in envdir.visible_entries(settings.conf("finalize")):
+        for path in confdir.visible_entries(settings.conf("finalize")):
             if os.path.isdir(path):
                 continue
             code = scripts.run(self.loop, path, envdir.overlay(base, settings.envdir),

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from ignity import envdir
+from ignity import confdir, envdir
 from ignity.errors import ConfigError
 
 
@@ -64,6 +64,6 @@ def test_read_rules(tmp_path):
 def test_visible_entries_byte_order_without_dotfiles(tmp_path):
     for name in ("9-c", "10-b", "00-a", ".hidden"):
         (tmp_path / name).write_text("")
-    assert [os.path.basename(p) for p in envdir.visible_entries(tmp_path)] == ["00-a", "10-b", "9-c"]
-    assert envdir.visible_entries(tmp_path / "missing") == []
+    assert [os.path.basename(p) for p in confdir.visible_entries(tmp_path)] == ["00-a", "10-b", "9-c"]
+    assert confdir.visible_entries(tmp_path / "missing") == []
     assert os.path.exists(tmp_path / ".hidden")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ignity"
 LAYERS = {
-    "errors": 0, "log": 0, "protocol": 0, "record": 0,
+    "errors": 0, "log": 0, "protocol": 0, "record": 0, "confdir": 0,
     "settings": 1, "envdir": 1, "servicedir": 1, "perms": 1, "accounts": 1,
     "spawn": 2, "loop": 2, "setuidgid": 2,
     "service": 3, "supervisor": 3, "scripts": 3, "preboot": 3,
