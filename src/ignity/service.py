@@ -128,6 +128,11 @@ class Service:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def main_name(self) -> str:
+        """The service a logger belongs to ("web" for "web/log"); a service's own name."""
+        return self.spec.name.split("/", 1)[0]
+
     def status_word(self) -> str:
         """SPEC §11.11 state: up | down | finishing | failed."""
         if self.state in (State.UP, State.STOPPING):

@@ -102,8 +102,7 @@ class Supervisor:
         state_dir = self.settings.state_dir
         removed = []
         for svc in list(self.services.values()):
-            main = svc.name.split("/", 1)[0]
-            if not svc.removed and not os.path.isdir(os.path.join(state_dir, main)):
+            if not svc.removed and not os.path.isdir(os.path.join(state_dir, svc.main_name)):
                 svc.removed = True
                 removed.append(svc.name)
                 self.feed(svc, Event.CMD_DOWN)
@@ -117,10 +116,8 @@ class Supervisor:
             self._set_deadline(svc, None)
             if not svc.is_logger and svc.name in self._log_pipes and svc.name + "/log" not in self.services:
                 self._close_log_pipe(svc.name)
-            if svc.is_logger:
-                main = svc.name.split("/", 1)[0]
-                if main not in self.services:
-                    self._close_log_pipe(main)
+            if svc.is_logger and svc.main_name not in self.services:
+                self._close_log_pipe(svc.main_name)
 
     # ---- the machine ----------------------------------------------------------------------------
     def feed(self, svc: Service, event: Event, arg: object = None) -> None:
@@ -186,7 +183,7 @@ class Supervisor:
             svc.spec = servicedir.read_spec(svc.name, svc.spec.path)
         spec = svc.spec
         fds = {0: spawn.devnull()}
-        pipe = self._log_pipes.get(svc.name.split("/", 1)[0])
+        pipe = self._log_pipes.get(svc.main_name)
         if pipe is not None:
             if svc.is_logger:
                 fds[0] = pipe[0]
