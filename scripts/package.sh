@@ -55,11 +55,13 @@ nbi=()
 "${PIP[@]}" wheel -q --no-deps "${nbi[@]}" -w "$STAGE/wheels" "$ROOT"
 rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."*  # setuptools' leftovers
 
-download() {  # download PYVER PLATFORM ARGS...
+download() {  # download PYVER PLATFORM ARGS...: into a directory of the platform's own
+  # (the parallel jobs below would otherwise write the same pure-Python wheel into one
+  # directory at once, and pip reads a half-written file as "bad hash")
   local v=$1 plat=$2; shift 2
   "${PIP[@]}" download -q --only-binary=:all: --no-deps \
     --implementation cp --python-version "$v" --abi "cp${v/./}" --abi abi3 --abi none \
-    --platform "$plat" -d "$STAGE/wheels" "$@"
+    --platform "$plat" -d "$WORK/dl/$plat" "$@"
 }
 
 # resolve once, for the oldest Python on the first platform, with dependencies ...
@@ -84,6 +86,7 @@ for plat in $PLATFORMS; do
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
+for plat in $PLATFORMS; do cp -f "$WORK/dl/$plat"/*.whl "$STAGE/wheels/"; done
 
 cp install.sh "$STAGE/"
 chmod 0755 "$STAGE/install.sh"
