@@ -32,6 +32,7 @@ commands:
   halt [--exit-code N]                shut the container down
   rescan                              start services added to services-state/, stop removed ones
   setuidgid USER PROG [ARGS...]       exec PROG as USER (name or uid:gid) with its groups
+  render TEMPLATE                     print a template of templates/ rendered with the environment
 exit codes: 0 ok, 1 failure, 2 usage, 99 timeout, 100 no such service, 111 ignity not running
 """
 
@@ -80,6 +81,8 @@ def _dispatch(args: list[str]) -> int:
 
         exec_as(rest[0], rest[1:])
         return EXIT_INTERNAL  # exec_as does not return
+    if command == "render":
+        return _render(rest)
     if command in ("svc", "status", "wait", "halt", "rescan"):
         return _control(command, rest)
     raise UsageError(f"unknown command {command!r}")
@@ -102,6 +105,27 @@ def _init(cmd: list[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _render(args: list[str]) -> int:
+    """``ignity render TEMPLATE``: what boot would write for it, on stdout. The environment is the
+    running container's (the envdir over this process's environment, as with-env), or, before the
+    container runs (image build), the envs/ files merged over this process's environment."""
+    if len(args) != 1 or args[0].startswith("-"):
+        raise UsageError("render: needs one TEMPLATE (a path, or a path inside templates/)")
+    from . import confdir, envdir, templates
+
+    conf = settings.paths_only()
+    path = args[0]
+    if not os.path.exists(path) and not os.path.isabs(path):
+        path = os.path.join(conf.conf("templates"), path)
+    if os.path.isdir(conf.envdir):
+        env = envdir.overlay(os.environ, conf.envdir)
+    else:
+        env = envdir.merge_files(confdir.visible_files(conf.conf("envs")), dict(os.environ))
+    text = templates.render_file(path, env)
+    sys.stdout.write(text)
+    return 0
 
 
 def _control(command: str, args: list[str]) -> int:

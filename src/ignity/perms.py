@@ -1,8 +1,8 @@
 """The ``perms/`` files of SPEC §6: rendered with Jinja2 against the merged environment, parsed into
 rules, and applied by changing only what differs.
 
-Runs inside PID 1 (stage 2), so it never starts a process; the only module importing jinja2
-(STYLE.md module map). Every file is rendered and parsed before anything is changed: a typo on
+Runs inside PID 1 (stage 2), so it never starts a process; Jinja2 comes through ``render``, as for
+``templates/``. Every file is rendered and parsed before anything is changed: a typo on
 line 40 stops the boot (exit 100) without leaving lines 1-39 half applied.
 
 A line is ``path account fmode dmode`` (recursive) or ``path recurse account fmode dmode`` with
@@ -21,15 +21,11 @@ import pwd
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from . import log
+from . import log, render
 from .confdir import visible_names
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    import jinja2
 
 FORMATS = "'path account fmode dmode' or 'path recurse account fmode dmode'"
 MAX_ID = 0xFFFFFFFE  # (uid_t)-1 means "leave unchanged" to chown(2): never a real id
@@ -74,12 +70,6 @@ def load_dir(perms_dir: str | os.PathLike, env: Mapping[str, str]) -> list[Rule]
     files = perms_files(perms_dir)
     if not files:
         return []
-    jinja = _jinja()
-    environment = jinja.Environment(
-        undefined=jinja.StrictUndefined,  # SPEC §6: an undefined variable is an error
-        keep_trailing_newline=True,
-        autoescape=False,  # plain text, not HTML
-    )
     rules: list[Rule] = []
     for path in files:
         try:
@@ -88,44 +78,9 @@ def load_dir(perms_dir: str | os.PathLike, env: Mapping[str, str]) -> list[Rule]
             raise ConfigError(f"perms file {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
         except OSError as e:
             raise ConfigError(f"unable to read perms file {path}: {e.strerror}") from None
-        rules.extend(parse_text(render(environment, source, path, env), path, source))
+        text = render.render(source, env, lambda line, path=path: f"perms file {path} line {line}")
+        rules.extend(parse_text(text, path, source))
     return rules
-
-
-def _jinja() -> ModuleType:
-    """jinja2, imported on first use. The one lazy import of ignity: jinja2 costs ~60 ms of
-    imports, a large share of the boot budget, and most images have no perms/ at all."""
-    import jinja2
-
-    return jinja2
-
-
-def render(environment: jinja2.Environment, source: str, path: Path, env: Mapping[str, str]) -> str:
-    """``source`` rendered with ``env``; a template error is a ConfigError naming file and line."""
-    jinja = _jinja()
-    try:
-        template = environment.from_string(source)
-    except jinja.TemplateSyntaxError as e:
-        raise ConfigError(f"perms file {path} line {e.lineno}: template error: {e.message}") from None
-    try:
-        return template.render(dict(env))
-    except jinja.UndefinedError as e:
-        hint = " (set it in the container's environment or in envs/)" if "is undefined" in str(e) else ""
-        raise ConfigError(f"perms file {path} line {_template_line(e)}: {e}{hint}") from None
-    except Exception as e:  # a filter or an operator on a value: the template's fault, not ignity's
-        raise ConfigError(f"perms file {path} line {_template_line(e)}: template error: {e}") from None
-
-
-def _template_line(error: BaseException) -> str:
-    """The template line an exception was raised on. jinja2 rewrites tracebacks so that frames of
-    the template's code carry its file name (``<template>`` for ``from_string``) and source line."""
-    line = "?"
-    tb = error.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = str(tb.tb_lineno)  # keep the deepest: where it was raised
-        tb = tb.tb_next
-    return line
 
 
 def parse_text(text: str, path: Path, source: str | None = None) -> list[Rule]:

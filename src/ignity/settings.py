@@ -26,19 +26,19 @@ class Settings(Record):
 
     __slots__ = ("cmd_wait_for_services", "cmd_wait_for_services_maxtime_ms", "conf_dir", "envs_shared",
                  "kill_finalize_maxtime_ms", "kill_gracetime_ms", "run_dir", "services_gracetime_ms",
-                 "skip_perms", "sync_disks", "user", "usermap_gid", "usermap_uid", "verbosity")
+                 "skip_perms", "sync_disks", "templates_root", "user", "usermap_gid", "usermap_uid", "verbosity")
 
     def __init__(self, *, conf_dir: str, run_dir: str, cmd_wait_for_services: bool = False,
                  cmd_wait_for_services_maxtime_ms: int = 5000, kill_finalize_maxtime_ms: int = 5000,
                  services_gracetime_ms: int = 5000, kill_gracetime_ms: int = 3000, skip_perms: bool = False,
                  sync_disks: bool = False, verbosity: int = 1, envs_shared: bool = False, user: str = "root",
-                 usermap_uid: int = 0, usermap_gid: int = 0):
+                 usermap_uid: int = 0, usermap_gid: int = 0, templates_root: str = "/"):
         self._set(conf_dir=conf_dir, run_dir=run_dir, cmd_wait_for_services=cmd_wait_for_services,
                   cmd_wait_for_services_maxtime_ms=cmd_wait_for_services_maxtime_ms,
                   kill_finalize_maxtime_ms=kill_finalize_maxtime_ms, services_gracetime_ms=services_gracetime_ms,
                   kill_gracetime_ms=kill_gracetime_ms, skip_perms=skip_perms, sync_disks=sync_disks,
                   verbosity=verbosity, envs_shared=envs_shared, user=user, usermap_uid=usermap_uid,
-                  usermap_gid=usermap_gid)
+                  usermap_gid=usermap_gid, templates_root=templates_root)
 
     @property
     def envdir(self) -> str:
@@ -53,7 +53,7 @@ class Settings(Record):
         return os.path.join(self.run_dir, "control")
 
     def conf(self, name: str) -> str:
-        """A directory of the configuration tree: envs, perms, init, services or finalize."""
+        """A directory of the configuration tree: envs, perms, templates, init, services or finalize."""
         return os.path.join(self.conf_dir, name)
 
 
@@ -129,4 +129,5 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         user=_get(env, "USER") or "root",
         usermap_uid=_id(env, "USERMAP_UID"),
         usermap_gid=_id(env, "USERMAP_GID"),
+        templates_root=_dir(env, "IGNITY_TEMPLATES_ROOT", "/"),
     )

@@ -152,6 +152,8 @@ class Init:
 
     def _stage2(self, base_env: dict[str, str]) -> None:
         settings = self.settings
+        if confdir.visible_entries(settings.conf("templates")):
+            self._render_templates(base_env)
         if not settings.skip_perms and confdir.visible_entries(settings.conf("perms")):
             self._apply_perms(base_env)
         self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt)
@@ -181,6 +183,14 @@ class Init:
             return
         self._start_cmd(self._env(base_env))
         self.loop.run_until(lambda: self.stopping)
+
+    def _render_templates(self, env: dict[str, str]) -> None:
+        """Before perms, so that perms can set the owner and mode of what templates write."""
+        from . import templates  # jinja2 behind it: only when there are templates
+
+        merged = envdir.overlay(env, self.settings.envdir)
+        written = templates.render_dir(self.settings.conf("templates"), self.settings.templates_root, merged)
+        log.info(f"templates: {written} files written")
 
     def _apply_perms(self, env: dict[str, str]) -> None:
         from . import perms  # pathlib, and jinja2 behind it: only when there are perms files
