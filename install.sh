@@ -386,8 +386,13 @@ launcher with-env with_env_main ''
 launcher preboot preboot_main ''
 
 link() {  # link TARGET PATH
-  if [ -e "$2" ] && ! [ -L "$2" ]; then say "replacing $2"; fi
   mkdir -p "$(dirname "$2")"
+  # PATH is TARGET itself (--bin-dir PREFIX/bin, --init PREFIX/bin/init): the launcher is already there
+  if [ "${1##*/}" = "${2##*/}" ] &&
+     [ "$(cd "$(dirname "$1")" && pwd -P)" = "$(cd "$(dirname "$2")" && pwd -P)" ]; then
+    return 0
+  fi
+  if [ -e "$2" ] && ! [ -L "$2" ]; then say "replacing $2"; fi
   ln -sfn "$1" "$2.ignity-new"
   mv -f "$2.ignity-new" "$2"
 }

@@ -4,10 +4,12 @@ choice is made as for another interpreter with --dry-run and IGNITY_INSTALL_AS).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+from e2e_support import BASE, ROOT
 
 pytestmark = pytest.mark.skipif(os.environ.get("IGNITY_E2E") != "1",
                                 reason="needs the package (scripts/package.sh): set IGNITY_E2E=1 (task e2e)")
@@ -49,3 +51,76 @@ def test_an_unsupported_platform_is_a_clear_error(package_dir, machine, libc, li
     proc = choose(package_dir, 12, machine, libc, libc_version)
     assert proc.returncode == 1
     assert "no psutil wheel fits CPython 3.12 on " + machine in proc.stderr
+
+
+# ---- every documented combination of install.sh's options, in a fresh container ------------------
+# (docs/install.md lists the same combinations; each installs, runs what it installed, reinstalls
+# over itself, and uninstalls with the same options, leaving no stray file behind)
+
+INSTALLS = {
+    # id: (options, prefix, bin dir, init path, conf dir)
+    "defaults": ("", "/opt/ignity", "/usr/bin", "/init", "/etc/ignity"),
+    "usr-local": ("--prefix /usr/local/ignity --bin-dir /usr/local/bin",
+                  "/usr/local/ignity", "/usr/local/bin", "/init", "/etc/ignity"),
+    "bin-dir-is-prefix-bin": ("--prefix /usr/local --bin-dir /usr/local/bin",
+                              "/usr/local", "/usr/local/bin", "/init", "/etc/ignity"),
+    "all-in-prefix": ("--prefix /opt/ig --bin-dir /opt/ig/bin --init /opt/ig/bin/init",
+                      "/opt/ig", "/opt/ig/bin", "/opt/ig/bin/init", "/etc/ignity"),
+    "init-elsewhere": ("--init /sbin/ignity-init", "/opt/ignity", "/usr/bin", "/sbin/ignity-init", "/etc/ignity"),
+    "conf-dir": ("--conf-dir /srv/ignity", "/opt/ignity", "/usr/bin", "/init", "/srv/ignity"),
+    "python-path": ("--python /usr/bin/python3", "/opt/ignity", "/usr/bin", "/init", "/etc/ignity"),
+    "python-name": ("--python python3", "/opt/ignity", "/usr/bin", "/init", "/etc/ignity"),
+    "no-skeleton": ("--no-skeleton", "/opt/ignity", "/usr/bin", "/init", None),
+}
+
+CHECK = r"""
+set -eu
+fail() { echo "FAIL: $*"; exit 1; }
+install() { sh "$SRC/install.sh" "$@" 2>/tmp/install.log || { cat /tmp/install.log; fail "install.sh $*"; }; }
+install $OPTS
+for n in ignity with-env with-contenv preboot; do [ -x "$BIN/$n" ] || fail "no $BIN/$n"; done
+[ -x "$INIT" ] || fail "no $INIT"
+set +e
+IGNITY_CONF_DIR=${CONF:-/etc/ignity} "$INIT" sh -c 'exit 3'; rc=$?
+set -e
+[ "$rc" = 3 ] || fail "$INIT sh -c 'exit 3' exited $rc"
+"$BIN/with-contenv" true || fail "with-contenv"
+"$BIN/ignity" status 2>/dev/null; [ $? = 111 ] || fail "ignity status without init is not 111"
+if [ -n "$CONF" ]; then
+  for d in envs perms init services finalize; do [ -d "$CONF/$d" ] || fail "no $CONF/$d"; done
+else
+  [ ! -e /etc/ignity ] || fail "--no-skeleton made /etc/ignity"
+fi
+install $OPTS
+stray=$(find / -xdev \( -name '*.ignity-new' -o -name '*.new' -o -name '.lib.*' \) -print 2>/dev/null | grep -v '^/proc' || true)
+[ -z "$stray" ] || fail "stray files: $stray"
+sh "$SRC/install.sh" --uninstall $OPTS 2>/dev/null || fail "uninstall"
+for f in "$INIT" "$BIN/ignity" "$BIN/with-env" "$BIN/with-contenv" "$BIN/preboot" "$PREFIX/lib" "$PREFIX/.ignity-install"; do
+  [ ! -e "$f" ] && [ ! -L "$f" ] || fail "$f left after --uninstall"
+done
+echo OK
+"""
+
+
+@pytest.mark.parametrize("case", INSTALLS)
+def test_install_options(podman, package_dir, case):
+    opts, prefix, bin_dir, init, conf = INSTALLS[case]
+    env = ("-e", f"OPTS={opts}", "-e", f"PREFIX={prefix}", "-e", f"BIN={bin_dir}", "-e", f"INIT={init}",
+           "-e", f"CONF={conf or ''}", "-e", "SRC=/pkg")
+    proc = podman.run(BASE, "sh", "-c", CHECK, opts=("-v", f"{package_dir}:/pkg:ro", *env))
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+
+
+def test_install_from_a_source_checkout_with_wheels(podman, package, tmp_path):
+    """`--wheels DIR` from a source checkout (ignity from src/, the dependencies from DIR)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("install.sh", "pyproject.toml"):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "src" / "ignity", src / "src" / "ignity", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "rootfs", src / "rootfs")
+    env = ("-e", "OPTS=--wheels /wheels", "-e", "PREFIX=/opt/ignity", "-e", "BIN=/usr/bin", "-e", "INIT=/init",
+           "-e", "CONF=/etc/ignity", "-e", "SRC=/src")
+    proc = podman.run(BASE, "sh", "-c", CHECK, opts=(
+        "-v", f"{src}:/src:ro", "-v", f"{ROOT / 'dist' / 'wheels'}:/wheels:ro", *env))
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
