@@ -42,10 +42,33 @@ class SpawnError(IgnityError):
         self.errno = err
         reason = os.strerror(err)
         if err == errno.ENOENT:
-            # glibc says ENOENT for a missing #! interpreter too
-            reason = "No such file or directory (or its interpreter)"
+            # exec says ENOENT for a missing #! interpreter too: name it when that is the cause
+            reason = _interpreter_problem(path) or "No such file or directory"
         code = EXIT_NOT_FOUND if err == errno.ENOENT else EXIT_NOT_EXECUTABLE
         super().__init__(f"unable to exec {path}: {reason}", code)
+
+
+def _interpreter_problem(path: str) -> str | None:
+    """Why an existing file could not be exec'd with ENOENT: its #! line, read as the kernel
+    does (the interpreter is the first word), or None when that is not the reason."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0]
+    words = line.split()
+    if not words:
+        return "its #! line names no interpreter"
+    interpreter = os.fsdecode(words[0])
+    if line.endswith(b"\r"):
+        return (f"its #! line ends with a carriage return (Windows line endings), so the interpreter "
+                f"{interpreter.rstrip()!r} does not exist; convert the file: sed -i 's/\\r$//' {path}")
+    if not os.path.exists(interpreter):
+        return f"its interpreter {interpreter} (from its #! line) does not exist: install it or fix the #! line"
+    return None
 
 
 def exit_code(status: int) -> int:

@@ -60,6 +60,26 @@ def test_init_script_with_missing_interpreter(ct):
     assert_no_traceback(ct)
 
 
+def test_missing_interpreter_is_named(ct):
+    """A missing #! interpreter is named, for an init script (boot stops, 127), a finalize script
+    (reported) and the CMD (127); a #! line with Windows line endings says so."""
+    ct.finalize("10-python4", "#!/usr/bin/python4 -u\nprint('hi')\n")
+    ct.start(str(ct.script("cmd-crlf", "#!/bin/sh\r\nexit 0\r\n")))
+    assert ct.wait() == 127, ct.diag()
+    assert ("cmd-crlf: its #! line ends with a carriage return (Windows line endings), so the interpreter "
+            "'/bin/sh' does not exist; convert the file: sed -i 's/\\r$//' ") in ct.stderr, ct.diag()
+    assert ("10-python4: its interpreter /usr/bin/python4 (from its #! line) does not exist: install it "
+            "or fix the #! line") in ct.stderr, ct.diag()
+    assert_no_traceback(ct)
+
+
+def test_init_script_names_its_missing_interpreter(ct):
+    ct.init("10-node", "#!/usr/local/bin/node\nconsole.log(1)\n")
+    ct.start("/bin/true")
+    assert ct.wait() == 127, ct.diag()
+    assert "10-node: its interpreter /usr/local/bin/node (from its #! line) does not exist" in ct.stderr, ct.diag()
+
+
 def test_non_executable_finalize_script_is_reported_only(ct):
     """§3 stage 3.2: finalize exit codes are reported, not acted on: a non-executable one is named,
     the next one still runs, the CMD's status stands."""
