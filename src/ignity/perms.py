@@ -27,7 +27,7 @@ from . import log, render
 from .confdir import visible_names
 from .errors import ConfigError
 
-FORMATS = "'path account fmode dmode' or 'path recurse account fmode dmode'"
+FORMATS = "4 fields 'path account fmode dmode' or 5 fields 'path recurse account fmode dmode'"
 MAX_ID = 0xFFFFFFFE  # (uid_t)-1 means "leave unchanged" to chown(2): never a real id
 
 
@@ -112,7 +112,8 @@ def parse_line(line: str, where: str) -> Rule | None:
             raise ConfigError(f"{where}: recurse must be true or false, got {recurse!r}")
         recursive = recurse.lower() == "true"
     else:
-        raise ConfigError(f"{where}: expected {FORMATS}, got {len(fields)} fields ({line.strip()!r})")
+        missing = "a field is missing" if len(fields) < 4 else "too many fields"
+        raise ConfigError(f"{where}: {missing}: expected {FORMATS}, got {len(fields)} ({line.strip()!r})")
     if not path.startswith("/"):
         raise ConfigError(f"{where}: path {path!r} must be absolute")
     uid, gid = parse_account(account, where)

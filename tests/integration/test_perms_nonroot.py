@@ -92,8 +92,8 @@ def test_malformed_line_exits_100_naming_file_and_line(ct):
     ct.service("web", f"touch {ct.out}/service-ran; exec sleep 100")
     ct.start("/bin/sh", "-c", f"touch {ct.out}/cmd-ran")
     assert ct.wait() == 100, ct.diag()
-    assert (f"ignity: fatal: perms file {bad} line 3: expected 'path account fmode dmode' or "
-            "'path recurse account fmode dmode', got 3 fields" in ct.stderr), ct.diag()
+    assert (f"ignity: fatal: perms file {bad} line 3: a field is missing: expected 4 fields "
+            "'path account fmode dmode' or 5 fields 'path recurse account fmode dmode', got 3" in ct.stderr), ct.diag()
     assert sorted(os.listdir(ct.out)) == []
     assert owner_mode(data)[:2] == (0, 0)
 

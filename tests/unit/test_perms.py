@@ -81,8 +81,9 @@ def test_name_with_fallback_id():
 
 
 @pytest.mark.parametrize("line, says", [
-    ("/data 0:0 0644", "expected 'path account fmode dmode' or 'path recurse account fmode dmode', got 3 fields"),
-    ("/data true 0:0 0644 0755 extra", "got 6 fields"),
+    ("/data 0:0 0644", "a field is missing: expected 4 fields 'path account fmode dmode' or 5 fields "
+                       "'path recurse account fmode dmode', got 3 ('/data 0:0 0644')"),
+    ("/data true 0:0 0644 0755 extra", "too many fields: expected 4 fields"),
     ("/data yes 0:0 0644 0755", "recurse must be true or false"),
     ("/data 0 0644 0755", "account must be uid:gid or user:group"),
     ("/data :0 0644 0755", "account must be"),
@@ -107,7 +108,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
     bad = write(tmp_path / "perms" / "10-bad", "# comment\n\n/data 0:0 0644\n")
     with pytest.raises(ConfigError) as e:
         perms.load_dir(tmp_path / "perms", {})
-    assert str(e.value).startswith(f"perms file {bad} line 3: expected")
+    assert str(e.value).startswith(f"perms file {bad} line 3: a field is missing: expected 4 fields")
 
 
 def test_usermap_substitution(tmp_path):
