@@ -48,3 +48,14 @@ def ct():
         yield container
     finally:
         container.close()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """One line instead of silence when the container tests were skipped (the usual `task test`)."""
+    if os.environ.get("IGNITY_E2E") == "1":
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if r.nodeid.startswith("tests/e2e/")]
+    if skipped:
+        terminalreporter.write_line(
+            f"e2e: {len(skipped)} tests skipped: they build and run real containers (podman) and need "
+            "IGNITY_E2E=1; run them with `./ignity-dev e2e` (as root; installs podman on first use)")
