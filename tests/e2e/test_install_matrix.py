@@ -85,7 +85,8 @@ IGNITY_CONF_DIR=${CONF:-/etc/ignity} "$INIT" sh -c 'exit 3'; rc=$?
 set -e
 [ "$rc" = 3 ] || fail "$INIT sh -c 'exit 3' exited $rc"
 "$BIN/with-contenv" true || fail "with-contenv"
-"$BIN/ignity" status 2>/dev/null; [ $? = 111 ] || fail "ignity status without init is not 111"
+rc=0; "$BIN/ignity" status 2>/dev/null || rc=$?
+[ "$rc" = 111 ] || fail "ignity status without a running init exited $rc, not 111"
 if [ -n "$CONF" ]; then
   for d in envs perms init services finalize; do [ -d "$CONF/$d" ] || fail "no $CONF/$d"; done
 else
