@@ -93,10 +93,12 @@ else
   [ ! -e /etc/ignity ] || fail "--no-skeleton made /etc/ignity"
 fi
 install $OPTS
-stray=$(find / -xdev \( -name '*.ignity-new' -o -name '*.new' -o -name '.lib.*' \) -print 2>/dev/null | grep -v '^/proc' || true)
+stray=$(find / -xdev \( -name '*.ignity-new' -o -name '*.new' -o -name '.lib.*' \) -print 2>/dev/null |
+  grep -v '^/proc' || true)
 [ -z "$stray" ] || fail "stray files: $stray"
 sh "$SRC/install.sh" --uninstall $OPTS 2>/dev/null || fail "uninstall"
-for f in "$INIT" "$BIN/ignity" "$BIN/with-env" "$BIN/with-contenv" "$BIN/preboot" "$PREFIX/lib" "$PREFIX/.ignity-install"; do
+for f in "$INIT" "$BIN/ignity" "$BIN/with-env" "$BIN/with-contenv" "$BIN/preboot" \
+         "$PREFIX/lib" "$PREFIX/.ignity-install"; do
   [ ! -e "$f" ] && [ ! -L "$f" ] || fail "$f left after --uninstall"
 done
 echo OK
