@@ -1,17 +1,31 @@
-"""The lifecycle of one service as an explicit machine: no OS calls here.
+"""The lifecycle of one service as an explicit machine, and its one record: no OS calls here.
 
 Wanted state (``want``: up, down, once) is kept apart from the process state, as in s6. Every
-(state, event) pair has an entry in ``TABLE``; a pair with nothing to do maps to ``ignore``.
-Handlers change the ``Service`` record and return effects as data; the supervisor performs
-them (spawn, signal, timer) and feeds the outcome back as events.
+(state, event) pair has an entry in ``TABLE``; a pair with nothing to do maps to ``ignore``
+(no effect, the record unchanged). Handlers change the ``Service`` record and return effects as
+data; the supervisor performs them (spawn, signal, timer) and feeds the outcome back as events,
+queued until the current effect list is done (a handler never runs inside another's effects).
 
 | state     | meaning                                                             | status     |
 |-----------|---------------------------------------------------------------------|------------|
 | DOWN      | no process: not wanted, done for good, or a spawn about to happen   | down       |
-| BACKOFF   | wanted up, waiting out the 1 s restart throttle or a failed spawn   | down/failed|
+| BACKOFF   | wanted up, waiting out the 1 s restart throttle or a failed start   | down/failed|
 | UP        | ``run`` alive; ``ready`` once the notification fd spoke (or at once) | up         |
 | STOPPING  | down signal + SIGCONT sent, ``run`` still alive                     | up         |
 | FINISHING | ``run`` reaped, ``finish`` running (killed after ``timeout-finish``)  | finishing  |
+| DRAINING  | shutdown, a logger whose input is closed: LOGGER_EOF_GRACE_S to read | up         |
+|           | to end-of-file and exit, then its down signal (-> STOPPING)         |            |
+
+Events: CMD_UP/DOWN/ONCE/RESTART (control), SPAWNED(pid) / SPAWN_FAILED(message) (outcome of
+StartRun: one of the two always follows), READY, RUN_EXITED(status), FINISH_EXITED(status)
+(also when ``finish`` cannot start), DEADLINE (the record's one timer), SHUTDOWN(kill deadline),
+RELEASE(kill deadline: a logger's service is down at shutdown). One deadline per record; what it
+means depends on the state: the restart throttle (BACKOFF), SIGKILL (STOPPING), the end of
+``finish`` (FINISHING), the end of a logger's input grace (DRAINING).
+
+Invariant, after every event with its effects performed (``supervised``; a property test drives
+random event sequences through the table): a service wanted up and not shutting down has a
+process or a deadline that will start one.
 """
 
 from __future__ import annotations
@@ -19,12 +33,21 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .record import Record
 from .servicedir import ServiceSpec
 
+if TYPE_CHECKING:
+    from .loop import Timer
+
 RESTART_THROTTLE_S = 1.0  # SPEC §7: at most one start of `run` per second
 FINISH_DO_NOT_RESTART = 125  # SPEC §7: finish exiting 125 means "do not restart"
+# at shutdown, once a service is down, how long its logger may take to drain the pipe and exit on
+# end-of-file before it gets its down signal
+LOGGER_EOF_GRACE_S = 0.5
+# a process stopped after the shutdown's grace deadline (a logger) still gets this long before SIGKILL
+LATE_KILL_S = 0.5
 
 
 class State(enum.Enum):
@@ -33,6 +56,7 @@ class State(enum.Enum):
     UP = "up"
     STOPPING = "stopping"
     FINISHING = "finishing"
+    DRAINING = "draining"
 
 
 class Want(enum.Enum):
@@ -53,7 +77,7 @@ class Event(enum.Enum):
     FINISH_EXITED = "finish-exited"  # arg: wait status
     DEADLINE = "deadline"
     SHUTDOWN = "shutdown"          # arg: absolute deadline for SIGKILL
-    RELEASE = "release"            # want down for good, no signal (a logger whose input ended)
+    RELEASE = "release"            # arg: kill deadline; a logger whose input is closed at shutdown
 
 
 # ---- effects: what the supervisor is asked to do ------------------------------------------------
@@ -96,18 +120,31 @@ class SetDeadline(_Effect):
         self._set(when=when)
 
 
-
 class Service:
-    """The record of one service: everything the supervisor knows about it."""
+    """The one record of a service, or of a logger ("web/log"): everything ignity knows about it.
 
-    __slots__ = ("deadline", "error", "failed", "finish_pid", "is_logger", "last_status", "pgid", "pid",
-                 "ready", "removed", "restarts", "shutting_down", "spawns", "spec", "started_at", "state",
-                 "up_since", "want")
+    Three kinds of fields, kept in this one place so that nothing about a service lives in a
+    parallel table keyed by its name:
 
-    def __init__(self, spec: ServiceSpec, want: Want = Want.UP, is_logger: bool = False):
+    - the machine's (``want``, ``state``, pids, ``deadline``, counters): changed only by the
+      handlers below, through ``step``;
+    - the links: ``logger`` (a service's logger record, or None) and ``main`` (a logger's service
+      record; None for a service), set once when the records are made;
+    - the supervisor's resources, which handlers never read or write: ``timer`` (the loop timer
+      armed for ``deadline``), ``ready_fd`` (read end of the notification pipe while ``run`` is
+      up), ``log_read``/``log_write`` (the logger pipe, held by the service's record so that
+      neither side's restart loses data; the logger reads ``main.log_read``) and ``removed``
+      (gone from services-state/ at a rescan).
+    """
+
+    __slots__ = ("deadline", "error", "failed", "finish_pid", "kill_deadline", "last_status", "log_read",
+                 "log_write", "logger", "main", "pgid", "pid", "ready", "ready_fd", "removed", "restarts",
+                 "shutting_down", "spawns", "spec", "started_at", "state", "timer", "up_since",
+                 "want")
+
+    def __init__(self, spec: ServiceSpec, want: Want = Want.UP, main: Service | None = None):
         self.spec = spec
         self.want = want
-        self.is_logger = is_logger
         self.state = State.DOWN
         self.pid: int | None = None
         self.pgid: int | None = None
@@ -121,21 +158,34 @@ class Service:
         self.failed = False
         self.error: str | None = None        # last reported problem, to report each once
         self.shutting_down = False
-        self.deadline: float | None = None
-        self.removed = False                 # gone from services-state/ at a rescan
+        self.deadline: float | None = None   # the one deadline; set by ``step`` from SetDeadline
+        self.kill_deadline: float | None = None  # at shutdown: when what is still up gets SIGKILL
+        self.main = main
+        self.logger: Service | None = None
+        if main is not None:
+            main.logger = self
+        self.timer: Timer | None = None
+        self.ready_fd: int | None = None
+        self.log_read: int | None = None
+        self.log_write: int | None = None
+        self.removed = False
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     @property
+    def is_logger(self) -> bool:
+        return self.main is not None
+
+    @property
     def main_name(self) -> str:
         """The service a logger belongs to ("web" for "web/log"); a service's own name."""
-        return self.spec.name.split("/", 1)[0]
+        return self.main.name if self.main is not None else self.name
 
     def status_word(self) -> str:
         """SPEC §11.11 state: up | down | finishing | failed."""
-        if self.state in (State.UP, State.STOPPING):
+        if self.state in (State.UP, State.STOPPING, State.DRAINING):
             return "up"
         if self.state is State.FINISHING:
             return "finishing"
@@ -152,6 +202,17 @@ class Service:
         if self.last_status is None or not os.WIFSIGNALED(self.last_status):
             return None
         return os.WTERMSIG(self.last_status)
+
+
+def supervised(svc: Service) -> bool:
+    """The invariant that holds after every event (its effects performed): a service wanted up
+    (or once) and not shutting down has a process (``run`` or ``finish``) or a deadline that
+    will start one. A start that cannot be prepared is a failed start, never a lost one."""
+    if svc.want is Want.DOWN or svc.shutting_down:
+        return True
+    if svc.state is State.BACKOFF:
+        return svc.deadline is not None
+    return svc.state is not State.DOWN
 
 
 Handler = Callable[[Service, object, float], list]
@@ -195,6 +256,18 @@ def _kill_after(svc: Service, now: float) -> float | None:
     return now + ms / 1000 if ms else None
 
 
+def _late_kill(svc: Service, now: float) -> float:
+    """SIGKILL deadline for a process stopped during shutdown: the shutdown's, but never sooner
+    than LATE_KILL_S from now (a logger stopped after its service still gets to flush)."""
+    return max(svc.kill_deadline if svc.kill_deadline is not None else now, now + LATE_KILL_S)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
 def up_down(svc: Service, arg: object, now: float) -> list:
     svc.want = Want.DOWN
     return _stop(svc, _kill_after(svc, now))
@@ -219,6 +292,8 @@ def spawned(svc: Service, arg: object, now: float) -> list:
     svc.ready = svc.spec.notification_fd is None
     svc.failed = False
     svc.error = None
+    if svc.shutting_down:  # shutdown began while the start was under way: stop it at once
+        return _stop(svc, _late_kill(svc, now))
     return [SetDeadline(None)]
 
 
@@ -234,6 +309,7 @@ def spawn_failed(svc: Service, arg: object, now: float) -> list:
 
 def run_exited(svc: Service, arg: object, now: float) -> list:
     assert isinstance(arg, int)
+    stopping = svc.state is State.STOPPING
     svc.last_status = arg
     svc.pid = None
     svc.ready = False
@@ -242,8 +318,8 @@ def run_exited(svc: Service, arg: object, now: float) -> list:
         svc.state = State.FINISHING
         ms = svc.spec.timeout_finish_ms
         deadline = now + ms / 1000 if ms else None
-        if svc.shutting_down and svc.deadline is not None:
-            deadline = svc.deadline if deadline is None else min(deadline, svc.deadline)
+        if svc.shutting_down and stopping:  # finish too must end by the shutdown's deadline
+            deadline = _earliest(deadline, svc.deadline)
         return [StartFinish(), SetDeadline(deadline)]
     return settle(svc, now)
 
@@ -286,9 +362,10 @@ def finishing_deadline(svc: Service, arg: object, now: float) -> list:
 
 
 def _shutdown(svc: Service, arg: object) -> float | None:
+    assert arg is None or isinstance(arg, float)
     svc.shutting_down = True
     svc.want = Want.DOWN
-    assert arg is None or isinstance(arg, float)
+    svc.kill_deadline = arg
     return arg
 
 
@@ -303,23 +380,34 @@ def up_shutdown(svc: Service, arg: object, now: float) -> list:
 
 
 def stopping_shutdown(svc: Service, arg: object, now: float) -> list:
-    deadline = _shutdown(svc, arg)
-    if svc.deadline is not None and (deadline is None or svc.deadline < deadline):
-        deadline = svc.deadline
-    return [SetDeadline(deadline)]
+    return [SetDeadline(_earliest(svc.deadline, _shutdown(svc, arg)))]
 
 
 def release(svc: Service, arg: object, now: float) -> list:
-    svc.shutting_down = True
-    svc.want = Want.DOWN
+    """The input of a logger is closed at shutdown (its service is down): not restarted again."""
+    _shutdown(svc, arg)
     if svc.state is State.BACKOFF:
         svc.state = State.DOWN
         return [SetDeadline(None)]
     return []
 
 
-def finishing_shutdown(svc: Service, arg: object, now: float) -> list:
-    return stopping_shutdown(svc, arg, now)
+def up_release(svc: Service, arg: object, now: float) -> list:
+    """A logger still reading: it gets LOGGER_EOF_GRACE_S to read to end-of-file and exit."""
+    _shutdown(svc, arg)
+    svc.state = State.DRAINING
+    return [SetDeadline(now + LOGGER_EOF_GRACE_S)]
+
+
+def stopping_release(svc: Service, arg: object, now: float) -> list:
+    _shutdown(svc, arg)
+    return [SetDeadline(_earliest(svc.deadline, _late_kill(svc, now)))]
+
+
+def drain_deadline(svc: Service, arg: object, now: float) -> list:
+    """Still running past its end-of-input grace: its down signal, SIGKILL at the shutdown's
+    deadline (at least LATE_KILL_S from now)."""
+    return _stop(svc, _late_kill(svc, now))
 
 
 # ---- the table: every (state, event) pair is written down --------------------------------------
@@ -362,7 +450,7 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.UP, E.FINISH_EXITED): ignore,
     (S.UP, E.DEADLINE): ignore,
     (S.UP, E.SHUTDOWN): up_shutdown,
-    (S.UP, E.RELEASE): release,
+    (S.UP, E.RELEASE): up_release,
 
     (S.STOPPING, E.CMD_UP): _want(Want.UP),
     (S.STOPPING, E.CMD_ONCE): _want(Want.ONCE),
@@ -375,7 +463,7 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.STOPPING, E.FINISH_EXITED): ignore,
     (S.STOPPING, E.DEADLINE): stopping_deadline,
     (S.STOPPING, E.SHUTDOWN): stopping_shutdown,
-    (S.STOPPING, E.RELEASE): release,
+    (S.STOPPING, E.RELEASE): stopping_release,
 
     (S.FINISHING, E.CMD_UP): _want(Want.UP),
     (S.FINISHING, E.CMD_ONCE): _want(Want.ONCE),
@@ -387,12 +475,34 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.FINISHING, E.RUN_EXITED): ignore,
     (S.FINISHING, E.FINISH_EXITED): finish_exited,
     (S.FINISHING, E.DEADLINE): finishing_deadline,
-    (S.FINISHING, E.SHUTDOWN): finishing_shutdown,
-    (S.FINISHING, E.RELEASE): release,
+    (S.FINISHING, E.SHUTDOWN): stopping_shutdown,
+    (S.FINISHING, E.RELEASE): stopping_release,
+
+    (S.DRAINING, E.CMD_UP): _want(Want.UP),      # shutting down: want stays down
+    (S.DRAINING, E.CMD_ONCE): _want(Want.ONCE),
+    (S.DRAINING, E.CMD_DOWN): drain_deadline,    # stop now rather than at the end of the grace
+    (S.DRAINING, E.CMD_RESTART): ignore,
+    (S.DRAINING, E.SPAWNED): ignore,
+    (S.DRAINING, E.SPAWN_FAILED): ignore,
+    (S.DRAINING, E.READY): up_ready,
+    (S.DRAINING, E.RUN_EXITED): run_exited,      # it read to end-of-file and exited: the usual end
+    (S.DRAINING, E.FINISH_EXITED): ignore,
+    (S.DRAINING, E.DEADLINE): drain_deadline,
+    (S.DRAINING, E.SHUTDOWN): up_shutdown,
+    (S.DRAINING, E.RELEASE): ignore,
 }
+
+# the cells that send the down signal: the supervisor reads the stop knobs (``down-signal``,
+# ``timeout-kill``) fresh before it steps one of them, as s6 does at each stop
+STOP_CELLS = frozenset(cell for cell, handler in TABLE.items()
+                       if handler in (up_down, up_restart, up_shutdown, drain_deadline))
 
 
 def step(svc: Service, event: Event, arg: object, now: float) -> list:
-    """Apply one event; returns the effects to perform, in order."""
-    return TABLE[(svc.state, event)](svc, arg, now)
-
+    """Apply one event; returns the effects to perform, in order. The record's ``deadline``
+    follows the last SetDeadline: the supervisor only arms the matching timer."""
+    effects = TABLE[(svc.state, event)](svc, arg, now)
+    for effect in effects:
+        if isinstance(effect, SetDeadline):
+            svc.deadline = effect.when
+    return effects

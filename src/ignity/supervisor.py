@@ -1,13 +1,19 @@
-"""Owns every ``Service``: feeds them events, performs the effects their machine returns, and holds
-the pipes that outlive a process (logger pipes, readiness fds).
+"""Owns every service record: feeds them events, performs the effects their machine returns, and
+holds what outlives a process (logger pipes, readiness fds, timers) in each service's own record.
 
 All in the one ignity process, event-driven: a service costs a record, a few fds and, while a
 deadline is pending, one timer. Nothing is polled; an idle supervisor makes no system calls.
-One service's problem never leaves this module: it is reported, backed off and retried.
+One service's problem never leaves this module: it is reported, backed off and retried; every
+OSError met while starting a process is a failed start (reported, retried at the restart pace).
+
+Events are queued: an event raised while effects are performed (a spawn that fails or succeeds,
+a finish that cannot start, a logger released because its service went down) is handled after
+the current effect list, so effects always apply in the order the machine returned them.
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import signal
@@ -16,7 +22,7 @@ from collections.abc import Callable
 
 from . import log, servicedir, spawn
 from .errors import SpawnError, describe, exit_code
-from .loop import Loop, Timer
+from .loop import Loop
 from .service import (
     Event,
     KillGroup,
@@ -31,11 +37,6 @@ from .service import (
 )
 from .settings import Settings
 
-# after a service is down at shutdown, how long its logger may take to drain the pipe and exit
-# on end-of-file before it gets its down signal
-LOGGER_EOF_GRACE_S = 0.5
-# a logger signalled after the services' grace deadline still gets this long before SIGKILL
-LOGGER_MIN_KILL_S = 0.5
 READY_READ_MAX = 512
 
 Env = Callable[[], dict]
@@ -49,9 +50,8 @@ class Supervisor:
         self._env_batch: dict | None = None
         self.on_halt = on_halt
         self.services: dict[str, Service] = {}       # services and their loggers ("web/log")
-        self._timers: dict[str, Timer] = {}
-        self._log_pipes: dict[str, tuple[int, int | None]] = {}  # service -> (read end, write end)
-        self._ready_fds: dict[str, int] = {}
+        self._queue: collections.deque[tuple[Service, Event, object]] = collections.deque()
+        self._feeding = False
         self.listeners: list[Callable[[], None]] = []   # told of every state change (ignity wait)
         self.shutting_down = False
         self._grace_deadline: float | None = None
@@ -74,10 +74,9 @@ class Supervisor:
             added.append(svc)
             if spec.has_log:
                 logger_spec = servicedir.read_spec(f"{name}/log", spec.log_dir)
-                logger = Service(logger_spec, want=Want.DOWN if logger_spec.down else Want.UP, is_logger=True)
+                logger = Service(logger_spec, want=Want.DOWN if logger_spec.down else Want.UP, main=svc)
                 self.services[logger.name] = logger
                 added.append(logger)
-                self._log_pipes[name] = os.pipe()  # close-on-exec; children get them by dup2
         return added
 
     def start_all(self) -> None:
@@ -111,16 +110,30 @@ class Supervisor:
         return [s.name for s in added], removed
 
     def _forget_if_done(self, svc: Service) -> None:
-        if svc.removed and svc.state is State.DOWN:
-            self.services.pop(svc.name, None)
-            self._set_deadline(svc, None)
-            if not svc.is_logger and svc.name in self._log_pipes and svc.name + "/log" not in self.services:
-                self._close_log_pipe(svc.name)
-            if svc.is_logger and svc.main_name not in self.services:
-                self._close_log_pipe(svc.main_name)
+        """A removed service is dropped once down; the logger pipe goes with the last of the pair."""
+        if not (svc.removed and svc.state is State.DOWN and self.services.get(svc.name) is svc):
+            return
+        del self.services[svc.name]
+        self._arm_timer(svc)
+        main = svc.main or svc
+        if all(self.services.get(s.name) is not s for s in (main, main.logger) if s is not None):
+            self._close_log_pipe(main)
 
     # ---- the machine ----------------------------------------------------------------------------
     def feed(self, svc: Service, event: Event, arg: object = None) -> None:
+        """Hand an event to a service's machine. Raised while effects are being performed, it
+        waits in the queue until the current effect list is done; the outermost call drains it."""
+        self._queue.append((svc, event, arg))
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._queue:
+                self._step(*self._queue.popleft())
+        finally:
+            self._feeding = False  # a bug that raised leaves the rest queued for the next event
+
+    def _step(self, svc: Service, event: Event, arg: object) -> None:
         before = (svc.state, svc.ready)
         effects = step(svc, event, arg, time.monotonic())
         if not effects and before == (svc.state, svc.ready):
@@ -134,7 +147,7 @@ class Supervisor:
 
     def _perform(self, svc: Service, effect: object) -> None:
         if isinstance(effect, SetDeadline):
-            self._set_deadline(svc, effect.when)
+            self._arm_timer(svc)
         elif isinstance(effect, StartRun):
             self._start_run(svc)
         elif isinstance(effect, StartFinish):
@@ -153,17 +166,17 @@ class Supervisor:
         else:  # pragma: no cover - the machine returns only the effects above
             raise TypeError(f"unknown effect {effect!r}")
 
-    def _set_deadline(self, svc: Service, when: float | None) -> None:
-        old = self._timers.pop(svc.name, None)
-        if old is not None:
-            old.cancel()
-        svc.deadline = when
-        if when is not None:
-            self._timers[svc.name] = self.loop.call_at(when, lambda: self.feed(svc, Event.DEADLINE))
+    def _arm_timer(self, svc: Service) -> None:
+        """The record's one timer follows its deadline (cancelled for a record no longer held)."""
+        if svc.timer is not None:
+            svc.timer.cancel()
+            svc.timer = None
+        if svc.deadline is not None and self.services.get(svc.name) is svc:
+            svc.timer = self.loop.call_at(svc.deadline, lambda: self.feed(svc, Event.DEADLINE))
 
     def _changed(self, svc: Service) -> None:
-        if self.shutting_down and not svc.is_logger and svc.state is State.DOWN:
-            self._release_logger(svc.name)
+        if self.shutting_down and svc.logger is not None and svc.state is State.DOWN:
+            self._release_logger(svc)
         self._forget_if_done(svc)
         for listener in list(self.listeners):
             listener()
@@ -178,32 +191,43 @@ class Supervisor:
             svc.error = message
             (log.warn if warn else log.info)(message)
 
+    def _log_pipe(self, svc: Service) -> tuple[int | None, int | None]:
+        """(read end, write end) of the pipe between a service and its logger, made at the first
+        start of either; (None, None) without a logger."""
+        main = svc.main or svc
+        if main.logger is None:
+            return None, None
+        if main.log_read is None and not self.shutting_down:
+            main.log_read, main.log_write = os.pipe()  # close-on-exec; children get them by dup2
+        return main.log_read, main.log_write
+
     def _start_run(self, svc: Service) -> None:
-        if svc.spawns or svc.failed:  # knobs read fresh at each restart (s6); at boot they just were
-            svc.spec = servicedir.read_spec(svc.name, svc.spec.path)
-        spec = svc.spec
-        fds = {0: spawn.devnull()}
-        pipe = self._log_pipes.get(svc.main_name)
-        if pipe is not None:
-            if svc.is_logger:
-                fds[0] = pipe[0]
-            elif pipe[1] is not None:
-                fds[1] = pipe[1]
-        ready_w = None
-        if spec.notification_fd is not None:
-            ready_r, ready_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            fds[spec.notification_fd] = ready_w
+        """Spawn ``run``; its outcome, SPAWNED or SPAWN_FAILED, is always fed back."""
+        ready_r = ready_w = None
         try:
+            if svc.spawns or svc.failed:  # knobs read fresh at each restart (s6); at boot they just were
+                svc.spec = servicedir.read_spec(svc.name, svc.spec.path)
+            spec = svc.spec
+            fds = {0: spawn.devnull()}
+            log_r, log_w = self._log_pipe(svc)
+            if svc.is_logger and log_r is not None:
+                fds[0] = log_r
+            elif log_w is not None:
+                fds[1] = log_w
+            if spec.notification_fd is not None:
+                ready_r, ready_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+                fds[spec.notification_fd] = ready_w
             if not os.path.exists(spec.run):
                 raise SpawnError(spec.run, errno.ENOENT)
             pid = spawn.spawn([spec.run, svc.name], self._env(), fds=fds, cwd=spec.path,
                               new_session=True)
-        except SpawnError as e:
-            if ready_w is not None:
-                os.close(ready_r)
-                os.close(ready_w)
-            self._report(svc, f"service {svc.name}: {e} (retrying in 1 s)")
-            self.feed(svc, Event.SPAWN_FAILED, str(e))
+        except (SpawnError, OSError) as e:
+            for fd in (ready_r, ready_w):
+                if fd is not None:
+                    os.close(fd)
+            reason = str(e) if isinstance(e, SpawnError) else f"unable to start: {e.strerror or e}"
+            self._report(svc, f"service {svc.name}: {reason} (retrying in 1 s)")
+            self.feed(svc, Event.SPAWN_FAILED, reason)
             return
         if ready_w is not None:
             os.close(ready_w)
@@ -225,21 +249,22 @@ class Supervisor:
             self.on_halt(exit_code(status))
 
     def _start_finish(self, svc: Service) -> None:
+        """Spawn ``finish``; if it cannot start, FINISH_EXITED is fed back with its exec status."""
         status = svc.last_status or 0
         if os.WIFSIGNALED(status):
             code, sig = 256, os.WTERMSIG(status)  # SPEC §7: 256 when killed, and the signal
         else:
             code, sig = os.WEXITSTATUS(status), 0
-        fds = {0: spawn.devnull()}
-        pipe = self._log_pipes.get(svc.name)
-        if pipe is not None and pipe[1] is not None:
-            fds[1] = pipe[1]
         argv = [svc.spec.finish, str(code), str(sig), svc.name, str(svc.pgid or 0)]
         try:
+            fds = {0: spawn.devnull()}
+            _log_r, log_w = self._log_pipe(svc)
+            if log_w is not None and not svc.is_logger:
+                fds[1] = log_w
             pid = spawn.spawn(argv, self._env(), fds=fds, cwd=svc.spec.path, new_session=True)
-        except SpawnError as e:
-            self._report(svc, f"service {svc.name}: {e}")
-            self.feed(svc, Event.FINISH_EXITED, e.code << 8)
+        except (SpawnError, OSError) as e:
+            self._report(svc, f"service {svc.name}: {e if isinstance(e, SpawnError) else e.strerror}")
+            self.feed(svc, Event.FINISH_EXITED, (e.code if isinstance(e, SpawnError) else 111) << 8)
             return
         svc.finish_pid = pid
         self.loop.on_exit(pid, lambda st: self._on_finish_exit(svc, st))
@@ -256,7 +281,7 @@ class Supervisor:
 
     # ---- readiness (notification-fd) -----------------------------------------------------------
     def _watch_ready(self, svc: Service, fd: int) -> None:
-        self._ready_fds[svc.name] = fd
+        svc.ready_fd = fd
 
         def readable() -> None:
             try:
@@ -274,7 +299,7 @@ class Supervisor:
         self.loop.add_reader(fd, readable)
 
     def _unwatch_ready(self, svc: Service) -> None:
-        fd = self._ready_fds.pop(svc.name, None)
+        fd, svc.ready_fd = svc.ready_fd, None
         if fd is not None:
             self.loop.remove_reader(fd)
             os.close(fd)
@@ -334,31 +359,21 @@ class Supervisor:
             if not svc.is_logger:
                 self.feed(svc, Event.SHUTDOWN, self._grace_deadline)
         for svc in list(self.services.values()):
-            if not svc.is_logger and svc.state is State.DOWN:
-                self._release_logger(svc.name)
+            if svc.logger is not None and svc.state is State.DOWN:
+                self._release_logger(svc)
 
-    def _release_logger(self, name: str) -> None:
-        """The service is down: close our write end so the logger reads to end-of-file and exits;
-        if it does not, it gets its down signal after LOGGER_EOF_GRACE_S."""
-        logger = self.services.get(name + "/log")
-        pipe = self._log_pipes.get(name)
-        if pipe is not None and pipe[1] is not None:
-            os.close(pipe[1])
-            self._log_pipes[name] = (pipe[0], None)
-        if logger is None or logger.shutting_down:
-            return
-        self.feed(logger, Event.RELEASE)
+    def _release_logger(self, main: Service) -> None:
+        """The service is down: close our write end so its logger reads to end-of-file and exits
+        (the machine gives it LOGGER_EOF_GRACE_S, then its down signal)."""
+        if main.log_write is not None:
+            os.close(main.log_write)
+            main.log_write = None
+        logger = main.logger
+        if logger is not None and not logger.shutting_down:
+            self.feed(logger, Event.RELEASE, self._grace_deadline)
 
-        def stop_logger() -> None:
-            kill_at = max(self._grace_deadline or 0.0, time.monotonic() + LOGGER_MIN_KILL_S)
-            self.feed(logger, Event.SHUTDOWN, kill_at)
-
-        if logger.state is not State.DOWN:
-            self.loop.call_later(LOGGER_EOF_GRACE_S, stop_logger)
-
-    def _close_log_pipe(self, name: str) -> None:
-        pipe = self._log_pipes.pop(name, None)
-        if pipe is not None:
-            for fd in pipe:
-                if fd is not None:
-                    os.close(fd)
+    def _close_log_pipe(self, main: Service) -> None:
+        for fd in (main.log_read, main.log_write):
+            if fd is not None:
+                os.close(fd)
+        main.log_read = main.log_write = None

@@ -1,12 +1,18 @@
-"""service: the lifecycle machine, cell by cell, with no processes (SPEC §7, §11.5)."""
+"""service: the lifecycle machine, cell by cell, with no processes (SPEC §7, §11.5), and its
+invariant over random event sequences."""
+import collections
 import os
+import random
 import signal
 from pathlib import Path
 
 import pytest
 
 from ignity.service import (
+    LATE_KILL_S,
+    LOGGER_EOF_GRACE_S,
     RESTART_THROTTLE_S,
+    STOP_CELLS,
     TABLE,
     Event,
     KillGroup,
@@ -17,7 +23,9 @@ from ignity.service import (
     StartRun,
     State,
     Want,
+    ignore,
     step,
+    supervised,
 )
 from ignity.servicedir import ServiceSpec
 
@@ -49,16 +57,46 @@ def test_every_pair_is_written_down():
     assert set(TABLE) == {(s, e) for s in State for e in Event}
 
 
+def in_state(state, **kw):
+    """A record as the machine leaves it in ``state`` (pids where a process runs, a deadline where
+    one is pending)."""
+    svc = Service(spec(has_finish=True, **kw))
+    svc.state = state
+    if state in (State.UP, State.STOPPING, State.DRAINING):
+        svc.pid = svc.pgid = 42
+    if state is State.FINISHING:
+        svc.pgid, svc.finish_pid = 42, 43
+    if state in (State.BACKOFF, State.STOPPING, State.FINISHING, State.DRAINING):
+        svc.deadline = 105.0
+    return svc
+
+
+ARGS = {Event.SPAWNED: 42, Event.RUN_EXITED: 0, Event.FINISH_EXITED: 0, Event.SHUTDOWN: 200.0,
+        Event.RELEASE: 200.0, Event.SPAWN_FAILED: "boom"}
+
+
+def snapshot(svc):
+    return {name: getattr(svc, name) for name in Service.__slots__}
+
+
 @pytest.mark.parametrize("state", list(State))
 @pytest.mark.parametrize("event", list(Event))
-def test_no_cell_crashes(state, event):
-    svc = Service(spec(has_finish=True))
-    svc.state = state
-    svc.pid = svc.pgid = 42 if state in (State.UP, State.STOPPING) else None
-    arg = {Event.SPAWNED: 42, Event.RUN_EXITED: 0, Event.FINISH_EXITED: 0, Event.SHUTDOWN: 200.0,
-           Event.SPAWN_FAILED: "boom"}.get(event)
-    effects = step(svc, event, arg, 100.0)
+def test_every_cell(state, event):
+    """Every cell returns a list of effects; an ``ignore`` cell returns none and leaves the record
+    exactly as it was."""
+    svc = in_state(state)
+    before = snapshot(svc)
+    effects = step(svc, event, ARGS.get(event), 100.0)
     assert isinstance(effects, list)
+    if TABLE[(state, event)] is ignore:
+        assert effects == []
+        assert snapshot(svc) == before
+
+
+@pytest.mark.parametrize("cell", sorted(STOP_CELLS, key=str))
+def test_stop_cells_send_the_down_signal(cell):
+    svc = in_state(cell[0], down_signal=int(signal.SIGUSR2))
+    assert SignalRun(int(signal.SIGUSR2)) in step(svc, cell[1], ARGS.get(cell[1]), 100.0)
 
 
 def test_ready_at_once_without_notification_fd():
@@ -147,3 +185,123 @@ def test_last_exit_fields():
     step(svc, Event.RUN_EXITED, exited(3), 100.5)
     assert (svc.last_exit_code, svc.last_signal) == (3, None)
     assert os.WIFEXITED(svc.last_status)
+
+
+def test_down_then_restart_with_finish_that_cannot_start():
+    """The machine's side of a finish that cannot start: FINISH_EXITED comes after the effect list
+    of RUN_EXITED, and the throttle deadline (1 s after the start), not timeout-finish, is last."""
+    svc = up(Service(spec(has_finish=True)), now=100.0)
+    effects = step(svc, Event.RUN_EXITED, exited(1), 100.1)
+    assert effects == [StartFinish(), SetDeadline(105.1)]
+    assert step(svc, Event.FINISH_EXITED, exited(126), 100.1) == [SetDeadline(101.0)]
+    assert svc.state is State.BACKOFF and svc.deadline == 101.0
+
+
+# ---- the logger's end of input at shutdown ----------------------------------------------------
+def test_released_logger_drains_then_gets_its_down_signal():
+    logger = up(Service(spec(name="a/log")), now=100.0)
+    assert step(logger, Event.RELEASE, 110.0, 101.0) == [SetDeadline(101.0 + LOGGER_EOF_GRACE_S)]
+    assert logger.state is State.DRAINING and logger.want is Want.DOWN and logger.status_word() == "up"
+    assert step(logger, Event.DEADLINE, None, 101.5) == [SignalRun(int(signal.SIGTERM)), SetDeadline(110.0)]
+    assert logger.state is State.STOPPING
+
+
+def test_released_logger_that_reads_to_end_of_file_is_down():
+    logger = up(Service(spec(name="a/log")), now=100.0)
+    step(logger, Event.RELEASE, 110.0, 101.0)
+    assert step(logger, Event.RUN_EXITED, exited(0), 101.1) == [SetDeadline(None)]
+    assert logger.state is State.DOWN and logger.deadline is None
+
+
+def test_logger_released_after_the_grace_deadline_still_gets_time_before_sigkill():
+    logger = up(Service(spec(name="a/log")), now=100.0)
+    step(logger, Event.RELEASE, 105.0, 106.0)
+    effects = step(logger, Event.DEADLINE, None, 106.5)
+    assert effects == [SignalRun(int(signal.SIGTERM)), SetDeadline(106.5 + LATE_KILL_S)]
+
+
+def test_start_landing_after_shutdown_is_stopped():
+    svc = Service(spec())
+    step(svc, Event.CMD_UP, None, 100.0)
+    step(svc, Event.SHUTDOWN, 105.0, 100.0)
+    assert step(svc, Event.SPAWNED, 7, 100.0) == [SignalRun(int(signal.SIGTERM)), SetDeadline(105.0)]
+    assert svc.state is State.STOPPING
+
+
+# ---- the invariant over random event sequences --------------------------------------------------
+class Driver:
+    """Plays the supervisor and the OS for one record: performs effects the way the supervisor
+    does (each start succeeds or fails, at random; events raised by effects wait in a queue until
+    the effect list is done) and only reports what the OS could report (an exit for a process
+    that exists, the deadline when it is due)."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.svc = Service(spec(has_finish=rng.random() < 0.5,
+                                notification_fd=rng.choice([None, 3]),
+                                timeout_kill_ms=rng.choice([0, 500]),
+                                timeout_finish_ms=rng.choice([0, 5000])),
+                           want=rng.choice([Want.UP, Want.DOWN]))
+        self.now = 100.0
+        self.queue = collections.deque()
+        self.finish_running = False
+        self.next_pid = 1000
+
+    def perform(self, effects):
+        for effect in effects:
+            if isinstance(effect, StartRun):
+                assert self.svc.pid is None and not self.finish_running, "a second process of the service"
+                if self.rng.random() < 0.3:
+                    self.queue.append((Event.SPAWN_FAILED, "unable to start: Too many open files"))
+                else:
+                    self.next_pid += 1
+                    self.queue.append((Event.SPAWNED, self.next_pid))
+            elif isinstance(effect, StartFinish):
+                if self.rng.random() < 0.3:
+                    self.queue.append((Event.FINISH_EXITED, exited(126)))
+                else:
+                    self.finish_running = True
+                    self.svc.finish_pid = 1
+
+    def external(self):
+        """One event the world could send now."""
+        svc, rng = self.svc, self.rng
+        choices = [Event.CMD_UP, Event.CMD_DOWN, Event.CMD_ONCE, Event.CMD_RESTART, Event.READY]
+        if svc.pid is not None:
+            choices += [Event.RUN_EXITED] * 3
+        if self.finish_running:
+            choices += [Event.FINISH_EXITED] * 3
+        if svc.deadline is not None:
+            choices += [Event.DEADLINE] * 3
+        if rng.random() < 0.02:
+            choices += [Event.SHUTDOWN, Event.RELEASE]
+        event = rng.choice(choices)
+        if event is Event.DEADLINE:
+            self.now = max(self.now, svc.deadline)
+            return event, None
+        self.now += rng.choice([0.0, 0.01, 0.3, 1.0, 6.0])
+        if event is Event.RUN_EXITED:
+            return event, rng.choice([exited(0), exited(1), killed(9)])
+        if event is Event.FINISH_EXITED:
+            self.finish_running = False
+            return event, rng.choice([exited(0), exited(125), killed(9)])
+        if event in (Event.SHUTDOWN, Event.RELEASE):
+            return event, self.now + 5.0
+        return event, None
+
+    def run(self, steps):
+        if self.svc.want is Want.UP:
+            self.queue.append((Event.CMD_UP, None))  # as the supervisor starts what is wanted up
+        for _ in range(steps):
+            self.queue.append(self.external())
+            trail = []
+            while self.queue:
+                event, arg = self.queue.popleft()
+                trail.append((self.svc.state, event))
+                self.perform(step(self.svc, event, arg, self.now))
+            assert supervised(self.svc), (trail, self.svc.state, self.svc.want, self.svc.deadline)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_wanted_up_is_running_finishing_or_timed(seed):
+    Driver(random.Random(seed)).run(300)
