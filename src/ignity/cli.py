@@ -33,6 +33,8 @@ commands:
   rescan                              start services added to services-state/, stop removed ones
   setuidgid USER PROG [ARGS...]       exec PROG as USER (name or uid:gid) with its groups
   render TEMPLATE                     print a template of templates/ rendered with the environment
+  log [-s MAXSIZE] [-n KEEP] [-t none|iso|tai64n] [-p PREFIX] [--stdout] DIR
+                                      log stdin into DIR (current, @TAI64N.s archives) and/or stdout
 exit codes: 0 ok, 1 failure, 2 usage, 99 timeout, 100 no such service, 111 ignity not running
 """
 
@@ -85,6 +87,8 @@ def _dispatch(args: list[str]) -> int:
         return _render(rest)
     if command in ("svc", "status", "wait", "halt", "rescan"):
         return _control(command, rest)
+    if command == "log":
+        return _log(rest)
     raise UsageError(f"unknown command {command!r}")
 
 
@@ -186,6 +190,41 @@ def _control_request(command: str, args: list[str]) -> dict:
         return {"cmd": "halt", "exit_code": ns.exit_code}
     parser.parse_args(args)  # rescan takes nothing
     return {"cmd": "rescan"}
+
+
+def _log(args: list[str]) -> int:
+    """``ignity log``: the built-in logger as a command reading its stdin (a ``log/run``, or
+    outside ignity)."""
+    from . import logconf, logpump
+    from .logformat import TIMESTAMPS
+
+    parser = _parser("ignity log")
+    parser.add_argument("-s", dest="max_size", type=_at_least(logconf.MIN_MAX_SIZE), default=logconf.DEFAULT_MAX_SIZE)
+    parser.add_argument("-n", dest="keep", type=_non_negative, default=logconf.DEFAULT_KEEP)
+    parser.add_argument("-t", dest="timestamp", choices=TIMESTAMPS, default=None)
+    parser.add_argument("-p", dest="prefix", default="")
+    parser.add_argument("--stdout", action="store_true")
+    parser.add_argument("directory", nargs="?")
+    ns = parser.parse_args(args)
+    if ns.directory is None and not ns.stdout:
+        raise UsageError("log: needs DIR, or --stdout")
+    if "\n" in ns.prefix:
+        raise UsageError("log: PREFIX must be one line")
+    config = logconf.LogConfig(
+        directory=ns.directory and os.path.abspath(ns.directory), max_size=ns.max_size, keep=ns.keep,
+        file_timestamp=ns.timestamp or "iso", stdout_timestamp=ns.timestamp or "none",
+        prefix=ns.prefix.encode(), stdout=ns.stdout)
+    return logpump.run_command(config, f"log {ns.directory or 'stdout'}")
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        import argparse  # loaded already by _parser
+
+        if not (text.isascii() and text.isdigit()) or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number >= {minimum}")
+        return int(text)
+    return parse
 
 
 def _non_negative(text: str) -> int:

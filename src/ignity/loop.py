@@ -45,6 +45,7 @@ class Loop:
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
         self._readers: dict[int, Callback] = {}
+        self._writers: dict[int, Callback] = {}
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._exit_callbacks: dict[int, Callable[[int], None]] = {}
@@ -72,11 +73,36 @@ class Loop:
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         self._readers[fd] = callback
-        self._selector.register(fd, selectors.EVENT_READ)
+        self._update(fd)
 
     def remove_reader(self, fd: int) -> None:
         if self._readers.pop(fd, None) is not None:
+            self._update(fd)
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        """Run ``callback`` when ``fd`` can be written (a log waiting for a stalled stdout)."""
+        self._writers[fd] = callback
+        self._update(fd)
+
+    def remove_writer(self, fd: int) -> None:
+        if self._writers.pop(fd, None) is not None:
+            self._update(fd)
+
+    def _update(self, fd: int) -> None:
+        events = (selectors.EVENT_READ if fd in self._readers else 0) | \
+                 (selectors.EVENT_WRITE if fd in self._writers else 0)
+        try:
+            registered = self._selector.get_key(fd).events
+        except KeyError:
+            registered = 0
+        if events == registered:
+            return
+        if not events:
             self._selector.unregister(fd)
+        elif registered:
+            self._selector.modify(fd, events)
+        else:
+            self._selector.register(fd, events)
 
     def call_at(self, when: float, callback: Callback) -> Timer:
         timer = Timer(when, callback)
@@ -103,12 +129,17 @@ class Loop:
         if deadline is not None and (when is None or deadline < when):
             when = deadline
         timeout = None if when is None else max(0.0, when - time.monotonic())
-        for key, _ in self._selector.select(timeout):
+        for key, events in self._selector.select(timeout):
             fd = key.fd
             if fd == self._wake_r:
                 self._drain_wakeup()
-            else:
+                continue
+            if events & selectors.EVENT_READ:
                 callback = self._readers.get(fd)
+                if callback is not None:
+                    self._guard(callback)
+            if events & selectors.EVENT_WRITE:
+                callback = self._writers.get(fd)
                 if callback is not None:
                     self._guard(callback)
         self._dispatch_signals()
