@@ -2,15 +2,20 @@
 # install.sh: install ignity into a container image (or any Linux system).
 #
 #   sh install.sh [--prefix DIR] [--bin-dir DIR] [--init PATH] [--conf-dir DIR]
-#                 [--python PYTHON] [--wheels DIR] [--no-skeleton]
+#                 [--python PYTHON] [--wheels DIR] [--no-skeleton] [--s6-compat [--s6-root DIR]]
 #   sh install.sh --uninstall [--prefix DIR] [--bin-dir DIR] [--init PATH]
 #   sh install.sh --dry-run [--python PYTHON] [--wheels DIR]   (lists the wheels it would pick)
 #
 # Needs only a python3 >= 3.9. ignity and its dependencies go into their own directory
 # (PREFIX/lib, default /opt/ignity/lib) that only ignity's launchers put on sys.path, and the
 # launchers run that python with -I -S: the image's own Python packages never see ignity's and
-# ignity never sees theirs. Creates /init, /usr/bin/{ignity,with-env,with-contenv,preboot} and
+# ignity never sees theirs. Creates /init, /usr/bin/{ignity,with-env,with-contenv,preboot,ignity-s6} and
 # the /etc/ignity skeleton (existing files there are kept).
+#
+# --s6-compat: for images made for s6-overlay or the original ignity (docs/migrating.md). Also links
+# s6's and s6-overlay's commands (s6-svc, s6-svwait, with-contenv, execlineb...) into /command and
+# /package/admin/s6-overlay/command, and writes CONF_DIR/s6-compat, which turns the compatibility
+# on at boot. --s6-root DIR puts those links under DIR instead of / (tests, staged roots).
 #
 # From the package tarball (scripts/package.sh) it installs from the wheels beside it, with no
 # network. From a source checkout it takes ignity from src/ and the dependencies from --wheels DIR,
@@ -25,6 +30,8 @@ CONF_DIR=/etc/ignity
 PYTHON=${IGNITY_PYTHON:-}
 WHEELS=${IGNITY_WHEELS:-}
 SKELETON=1
+S6_COMPAT=0
+S6_ROOT=
 ACTION=install
 MIN_PY=3.9
 
@@ -45,6 +52,8 @@ while [ $# -gt 0 ]; do
     --python) [ $# -ge 2 ] || usage; PYTHON=$2; shift 2 ;;
     --wheels) [ $# -ge 2 ] || usage; WHEELS=$2; shift 2 ;;
     --no-skeleton) SKELETON=0; shift ;;
+    --s6-compat) S6_COMPAT=1; shift ;;
+    --s6-root) [ $# -ge 2 ] || usage; S6_ROOT=$2; shift 2 ;;
     --uninstall) ACTION=uninstall; shift ;;
     --dry-run) ACTION=dry-run; shift ;;
     -h|--help) usage ;;
@@ -57,16 +66,24 @@ case $BIN_DIR in /*) ;; *) die "--bin-dir must be an absolute path: $BIN_DIR" ;;
 case $INIT_PATH in /*) ;; *) die "--init must be an absolute path: $INIT_PATH" ;; esac
 
 SRC=$(cd "$(dirname "$0")" && pwd)
-LAUNCHERS="ignity with-env with-contenv preboot"
+LAUNCHERS="ignity with-env with-contenv preboot ignity-s6"
+# the s6 and s6-overlay commands of --s6-compat: one launcher (ignity-s6) under each name
+S6_COMMANDS="s6-svc s6-svwait s6-svstat s6-svscanctl s6-setuidgid s6-envuidgid s6-notifyoncheck execlineb with-contenv printcontenv logutil-service"
+S6_OVERLAY_COMMANDS="with-contenv printcontenv logutil-service"
+s6_links() {  # every link path --s6-compat makes
+  for n in $S6_COMMANDS; do printf '%s\n' "$S6_ROOT/command/$n"; done
+  for n in $S6_OVERLAY_COMMANDS; do printf '%s\n' "$S6_ROOT/package/admin/s6-overlay/command/$n"; done
+}
 
 # ---------------------------------------------------------------------------- uninstall
 if [ "$ACTION" = uninstall ]; then
-  for f in "$INIT_PATH" $(for n in $LAUNCHERS; do printf '%s\n' "$BIN_DIR/$n"; done); do
+  for f in "$INIT_PATH" $(for n in $LAUNCHERS; do printf '%s\n' "$BIN_DIR/$n"; done) $(s6_links); do
     if [ -L "$f" ]; then
       case $(readlink "$f") in "$PREFIX"/*) rm -f "$f" ;; esac
     fi
   done
   [ -f "$PREFIX/.ignity-install" ] && rm -rf "$PREFIX"
+  rm -f "$CONF_DIR/s6-compat"
   say "removed ignity from $PREFIX (the configuration in $CONF_DIR is kept)"
   exit 0
 fi
@@ -384,6 +401,7 @@ launcher init main '["init", *sys.argv[1:]]'
 launcher ignity main ''
 launcher with-env with_env_main ''
 launcher preboot preboot_main ''
+launcher ignity-s6 s6_main ''
 
 link() {  # link TARGET PATH
   mkdir -p "$(dirname "$2")"
@@ -401,7 +419,16 @@ link "$PREFIX/bin/ignity" "$BIN_DIR/ignity"
 link "$PREFIX/bin/with-env" "$BIN_DIR/with-env"
 link "$PREFIX/bin/with-env" "$BIN_DIR/with-contenv"
 link "$PREFIX/bin/preboot" "$BIN_DIR/preboot"
+link "$PREFIX/bin/ignity-s6" "$BIN_DIR/ignity-s6"
 printf 'ignity %s\npython %s\n' "$VERSION" "$PYTHON" > "$PREFIX/.ignity-install"
+
+if [ "$S6_COMPAT" = 1 ]; then
+  for f in $(s6_links); do link "$PREFIX/bin/ignity-s6" "$f"; done
+  mkdir -p "$CONF_DIR"
+  # the marker: its first line names the launcher that /run/s6/basedir/bin/halt links to at boot
+  printf '%s\n' "$PREFIX/bin/ignity-s6" > "$CONF_DIR/s6-compat"
+  say "s6-overlay compatibility on: s6 commands in $S6_ROOT/command, marker $CONF_DIR/s6-compat"
+fi
 
 # the configuration skeleton: created where missing, never overwritten
 if [ "$SKELETON" = 1 ]; then
@@ -415,4 +442,4 @@ if [ "$SKELETON" = 1 ]; then
   fi
 fi
 
-say "ignity $VERSION installed in $PREFIX for $PYTHON ($MODE); $INIT_PATH and $BIN_DIR/{ignity,with-env,with-contenv,preboot}"
+say "ignity $VERSION installed in $PREFIX for $PYTHON ($MODE); $INIT_PATH and $BIN_DIR/{ignity,with-env,with-contenv,preboot,ignity-s6}"

@@ -95,15 +95,32 @@ def _dispatch(args: list[str]) -> int:
 def _init(cmd: list[str]) -> int:
     if cmd[:1] == ["--"]:
         cmd = cmd[1:]
+    from . import s6compat  # small: the check costs a stat or two
+
     try:
-        conf = settings.load()
+        env: dict[str, str] | os._Environ = os.environ
+        compat = None
+        if s6compat.enabled(env, settings.paths_only(env).conf_dir):
+            from . import s6settings
+
+            env, s6 = s6settings.translate(env)
+            os.environ["PATH"] = env["PATH"]  # s6-overlay's tools are called by name from /command
+            if cmd:
+                cmd = [*s6.cmd_arg0, *cmd]  # S6_CMD_ARG0: only in front of a CMD, as s6-overlay
+            compat = s6compat.Compat(s6, env, settings.paths_only(env).conf_dir)
+            compat.check_s6_rc()
+        conf = settings.load(env)
     except ConfigError as e:
         log.fatal(str(e))
         return EXIT_CONFIG
     log.set_verbosity(conf.verbosity)
+    if compat is None:
+        s6compat.notice(os.environ)
+    else:
+        compat.report_settings()
     from . import stages  # the init's modules, only for `ignity init`
 
-    code = stages.main(conf, cmd)
+    code = stages.main(conf, cmd, compat)
     # Everything is reaped and said: skip the interpreter's teardown (~10 ms of freeing objects
     # that the kernel frees at once), which would only delay the container's exit.
     sys.stdout.flush()
@@ -260,6 +277,13 @@ def with_env_main(argv: list[str] | None = None) -> int:
         log.fatal(f"unable to exec {args[0]}: {e.strerror}")
         return code
     return EXIT_INTERNAL  # not reached
+
+
+def s6_main(argv: list[str] | None = None) -> int:
+    """``ignity-s6``, and every s6 command name linked to it (``install.sh --s6-compat``)."""
+    from . import s6shims
+
+    return s6shims.main(sys.argv if argv is None else argv)
 
 
 def preboot_main(argv: list[str] | None = None) -> int:

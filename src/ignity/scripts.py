@@ -18,17 +18,19 @@ from .loop import Loop
 
 
 def run(loop: Loop, path: str, env: Mapping[str, str], *, timeout_ms: int = 0,
-        started: Callable[[int], None] | None = None) -> int:
+        started: Callable[[int], None] | None = None, argv: list[str] | None = None) -> int:
     """Run one script to its end and return its exit status (128+N if killed by signal N,
-    126/127 if it could not be executed). ``timeout_ms`` > 0 SIGKILLs its group after that."""
-    if not os.path.exists(path):
-        log.error(f"{path}: no such file (a dangling link?)")
-        return EXIT_NOT_FOUND
-    if not os.access(path, os.X_OK):
-        log.error(f"{path}: not executable (chmod +x it)")
-        return EXIT_NOT_EXECUTABLE
+    126/127 if it could not be executed). ``timeout_ms`` > 0 SIGKILLs its group after that.
+    ``argv``: a command line to run instead of the file ``path`` (which then only names it)."""
+    if argv is None:
+        if not os.path.exists(path):
+            log.error(f"{path}: no such file (a dangling link?)")
+            return EXIT_NOT_FOUND
+        if not os.access(path, os.X_OK):
+            log.error(f"{path}: not executable (chmod +x it)")
+            return EXIT_NOT_EXECUTABLE
     try:
-        pid = spawn.spawn([path], env, fds={0: spawn.devnull()}, new_group=True)
+        pid = spawn.spawn(argv or [path], env, fds={0: spawn.devnull()}, new_group=True)
     except SpawnError as e:
         log.error(str(e))
         return e.code

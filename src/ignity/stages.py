@@ -13,10 +13,11 @@ import signal
 import sys
 import time
 
-from . import confdir, envdir, log, scripts, spawn
+from . import confdir, envdir, log, scripts, servicedir, spawn
 from .control import ControlServer
 from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code
 from .loop import Loop
+from .s6compat import Compat
 from .settings import DEFAULT_PATH, Settings
 from .supervisor import Supervisor
 
@@ -38,9 +39,10 @@ class InitFailed(Exception):
 class Init:
     """One run of the container."""
 
-    def __init__(self, settings: Settings, cmd: list[str]):
+    def __init__(self, settings: Settings, cmd: list[str], compat: Compat | None = None):
         self.settings = settings
         self.cmd = cmd
+        self.compat = compat                   # s6-overlay's layout and paths, when asked for
         self.loop = Loop()
         self.supervisor: Supervisor | None = None
         self.control: ControlServer | None = None
@@ -90,6 +92,10 @@ class Init:
             return self.cmd_status
         if self.cmd and self.stop_signal is not None:
             return 128 + self.stop_signal  # stopped before the CMD could start
+        if self.compat is not None:  # a finish script's status in s6-overlay's exitcode file
+            code = self.compat.exit_code()
+            if code is not None:
+                return code
         if self.halt_code is not None:
             return self.halt_code
         return 0
@@ -137,6 +143,8 @@ class Init:
             container = dict(os.environ)
             merged = envdir.merge_files(confdir.visible_files(self.settings.conf("envs")), container)
             envdir.write(self.settings.envdir, merged, shared=self.settings.envs_shared)
+            if self.compat is not None:
+                self.compat.make_links(self.settings.envdir, self.settings.state_dir)
         except OSError as e:
             raise ConfigError(
                 f"unable to prepare the runtime dir {run_dir}: {e.strerror} (it must be writable by "
@@ -156,21 +164,29 @@ class Init:
             self._render_templates(base_env)
         if not settings.skip_perms and confdir.visible_entries(settings.conf("perms")):
             self._apply_perms(base_env)
+        if self.compat is not None and not settings.skip_perms:
+            self.compat.fix_attrs(_apply_fix_attrs)
         self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt)
         self.control = ControlServer(self.loop, settings.control_socket, self.supervisor, self._on_halt)
+        if self.compat is not None:
+            code = self.compat.init_scripts(lambda path, argv: self._run_init(path, base_env, argv),
+                                            lambda: self.stopping)
+            if code is not None or self.stopping:
+                raise InitFailed(code if code is not None else 128 + (self.stop_signal or signal.SIGTERM))
         for path in confdir.visible_entries(settings.conf("init")):
             if self.stopping:
                 break
             if os.path.isdir(path):
                 log.warn(f"init script {path} is a directory: skipped")
                 continue
-            code = scripts.run(self.loop, path, self._env(base_env), started=self._script_started)
-            self.script_pgid = None
+            code = self._run_init(path, base_env)
             if code != 0 or self.stopping:
                 log.lifecycle(f"boot stopped: init script {os.path.basename(path)} {_status_words(code)}")
                 raise InitFailed(code if code != 0 else 128 + (self.stop_signal or signal.SIGTERM))
         if self.stopping:
             return
+        if self.compat is not None:
+            self.compat.copy_services(servicedir.copy_tree, settings.state_dir, settings.conf("services"))
         self.supervisor.load(settings.conf("services"))
         self.supervisor.start_all()
         if not self.cmd:
@@ -197,6 +213,12 @@ class Init:
 
         merged = envdir.overlay(env, self.settings.envdir)
         perms.apply_dir(self.settings.conf("perms"), merged)
+
+    def _run_init(self, path: str, base_env: dict[str, str], argv: list[str] | None = None) -> int:
+        """One init script (or cont-init.d script, or command line), signals passed to its group."""
+        code = scripts.run(self.loop, path, self._env(base_env), started=self._script_started, argv=argv)
+        self.script_pgid = None
+        return code
 
     def _script_started(self, pid: int) -> None:
         self.script_pgid = pid
@@ -235,6 +257,10 @@ class Init:
 
     def _on_shutdown_signal(self, signum: int) -> None:
         log.info(f"got {signal.Signals(signum).name}")
+        if (self.compat is not None and self.compat.s6.receive_signals and self.cmd_pid is not None
+                and self.script_pgid is None):
+            spawn.kill(self.cmd_pid, signum, group=True)  # S6_CMD_RECEIVE_SIGNALS: the CMD's exit stops us
+            return
         if self.script_pgid is not None:
             spawn.kill(self.script_pgid, signum, group=True)  # SPEC §11.10
         elif self.cmd_pid is not None:
@@ -277,6 +303,9 @@ class Init:
         if sup is not None:
             # the supervisor SIGKILLs what is left at the grace deadline, so this ends by then
             self.loop.run_until(sup.all_down)
+        if self.compat is not None:  # s6-overlay runs cont-finish.d once the services are down
+            self.compat.finish_scripts(lambda path, argv: scripts.run(
+                self.loop, path, envdir.overlay(base, settings.envdir), timeout_ms=settings.kill_finalize_maxtime_ms))
         self._kill_everything()
         if self.control is not None:
             self.control.close()
@@ -366,9 +395,26 @@ def _descendants(root: int) -> list[int]:
     return out
 
 
-def main(settings: Settings, cmd: list[str]) -> int:
+def _apply_fix_attrs(files: list[str]) -> None:
+    """s6-overlay's fix-attrs.d files: perms lines in s6's own format, without templating."""
+    from pathlib import Path
+
+    from . import perms
+
+    rules = []
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"unable to read {path}: {e}") from None
+        rules.extend(perms.parse_text(text, Path(path)))
+    perms.apply(rules)
+
+
+def main(settings: Settings, cmd: list[str], compat: Compat | None = None) -> int:
     started = time.monotonic()
-    code = Init(settings, cmd).run()
+    code = Init(settings, cmd, compat).run()
     log.debug(f"ran {time.monotonic() - started:.3f} s")
     sys.stdout.flush()
     return code

@@ -1,0 +1,64 @@
+"""s6shims: the s6 commands' options and names, without a running ignity."""
+import pytest
+
+from ignity import s6shims
+
+
+@pytest.mark.parametrize("args,opts,rest", [
+    (["-uwU", "-T", "500", "a"], [("u", None), ("w", "U"), ("T", "500")], ["a"]),
+    (["-T500", "--", "-x"], [("T", "500")], ["-x"]),
+    (["a", "-u"], [], ["a", "-u"]),
+])
+def test_options(args, opts, rest):
+    assert s6shims._options(args, "wT") == (opts, rest)
+
+
+def test_option_without_value():
+    with pytest.raises(s6shims.Usage, match="-T"):
+        s6shims._options(["-T"], "T")
+
+
+def test_service_names(tmp_path):
+    state = tmp_path / "services-state"
+    (state / "app" / "log").mkdir(parents=True)
+    (tmp_path / "service").symlink_to(state)
+    assert s6shims.service_name(str(state / "app"), str(state)) == "app"
+    assert s6shims.service_name(str(tmp_path / "service" / "app"), str(state)) == "app"
+    assert s6shims.service_name(str(state / "app" / "log"), str(state)) == "app/log"
+    assert s6shims.service_name("/run/s6/legacy-services/web", str(state)) == "web"
+    assert s6shims.service_name("/run/s6-rc/servicedirs/web/log", str(state)) == "web/log"
+
+
+@pytest.mark.parametrize("argv,code,words", [
+    (["s6-svc", "-x", "a"], 100, "-x"), (["s6-svc", "-wr", "a"], 100, "-wr"), (["s6-svc", "-u"], 100, "service"),
+    (["s6-svwait", "-r", "a"], 100, "-r"), (["s6-svstat", "-o", "updownsince", "a"], 100, "updownsince"),
+    (["s6-svscanctl", "-r", "/run/service"], 100, "-r"), (["s6-envuidgid", "-n", "a", "b"], 100, "-n"),
+    (["ignity-s6", "frobnicate"], 100, "COMMAND"), (["execlineb", "-S1", "x"], 100, "execline package"),
+    (["logutil-service", "/var/log/x"], 111, "ignity log"),
+])
+def test_refusals_name_the_option(capsys, monkeypatch, tmp_path, argv, code, words):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no execlineb to exec into (that would replace pytest)
+    assert s6shims.main(argv) == code
+    assert words in capsys.readouterr().err
+
+
+def test_not_running_is_111(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IGNITY_RUN_DIR", str(tmp_path))
+    assert s6shims.main(["/command/s6-svc", "-u", "/run/service/app"]) == 111
+    assert str(tmp_path / "control") in capsys.readouterr().err
+
+
+def test_stat_lines():
+    up = {"name": "a", "state": "up", "pid": 42, "ready": True, "uptime_s": 12.5, "want": "up",
+          "last_exit_code": None, "last_signal": None}
+    assert s6shims._stat_line(up, True) == "up (pid 42) 12 seconds, ready"
+    down = {**up, "pid": None, "ready": False, "uptime_s": None, "want": "down", "last_exit_code": 3}
+    assert s6shims._stat_line(down, True) == "down (exitcode 3), normally up"
+    values = s6shims._stat_values(down, False)
+    assert (values["up"], values["exitcode"], values["signal"], values["normallyup"]) == ("false", "3", "NA", "false")
+
+
+def test_run_line():
+    assert s6shims.run_line('#!/command/execlineb -P\nnginx -g "daemon off;"\n', "x") == ["nginx", "-g", "daemon off;"]
+    with pytest.raises(s6shims.IgnityError, match="execline package"):
+        s6shims.run_line("if { true } true", "/etc/s6-overlay/s6-rc.d/x/up")
