@@ -19,10 +19,11 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import client, envdir, execline, log, s6compat, settings, setuidgid
-from .errors import IgnityError
+from . import accounts, client, envdir, execline, log, s6compat, s6settings, settings, setuidgid
+from .errors import ConfigError, IgnityError
 
 S6_USAGE, S6_NOT_SUPERVISED, S6_SYSTEM, S6_TIMEOUT = 100, 102, 111, 99
+NOBODY = 65534  # logutil-service's user when the image has no "nobody" (s6-envuidgid -D 65534:65534)
 # ignity client statuses -> the s6 tools' (2 usage, 100 no such service, 111 not running, 99 timeout)
 FROM_CLIENT = {2: S6_USAGE, 100: S6_NOT_SUPERVISED, 111: S6_SYSTEM, 99: S6_TIMEOUT, 1: S6_SYSTEM}
 # execline programs: a script calling them needs execlineb and its package
@@ -414,10 +415,42 @@ def _check_loop(check: list[str], fd: int, cfg: dict) -> int:
 
 
 def logutil_service(args: list[str]) -> int:
-    """logutil-service [-f FIFO] DIR: s6-overlay's rotated log of a service, by ignity's built-in
-    logger with the options of S6_LOGGING_SCRIPT, as nobody."""
-    raise IgnityError("logutil-service needs ignity's built-in logger (ignity log), which this version does not "
-                      "have: write the service's log/ as a log/run of your own", S6_SYSTEM)
+    """logutil-service [-f FIFO] DIR: s6-overlay's rotated log of a service, written by ignity's
+    built-in logger (``ignity log``) with the options of S6_LOGGING_SCRIPT, as nobody (65534:65534
+    when the image has no such user), reading stdin or FIFO."""
+    from . import logconf, logpump
+
+    opts, rest = _options(args, "f")
+    fifo = None
+    for letter, value in opts:
+        if letter != "f":
+            raise Usage(f"option -{letter} is not a logutil-service option")
+        fifo = value
+    if len(rest) != 1:
+        raise Usage("needs exactly one log directory")
+    env = envdir.overlay(os.environ, settings.paths_only().envdir)
+    try:
+        options = s6settings.logging_options(env.get("S6_LOGGING_SCRIPT") or s6settings.DEFAULT_LOGGING_SCRIPT)
+    except ConfigError as e:
+        raise IgnityError(str(e), S6_USAGE) from None
+    if fifo is not None:
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO with no writer yet: do not block here
+            os.set_blocking(fd, True)
+            os.dup2(fd, 0)
+            os.close(fd)
+        except OSError as e:
+            raise IgnityError(f"unable to open {fifo}: {e.strerror}", S6_SYSTEM) from None
+    if os.geteuid() == 0:
+        try:
+            nobody = accounts.resolve("nobody")
+        except IgnityError:
+            nobody = accounts.Account(None, NOBODY, NOBODY, ())
+        setuidgid.become(nobody, "nobody")
+    config = logconf.LogConfig(directory=os.path.abspath(rest[0]), keep=options["keep"],
+                               max_size=max(options["max_size"], logconf.MIN_MAX_SIZE),
+                               file_timestamp=options["timestamp"])
+    return logpump.run_command(config, f"logutil-service {rest[0]}")
 
 
 def execlineb(args: list[str]) -> int:

@@ -22,23 +22,27 @@ def exec_as(account: str, argv: list[str]) -> NoReturn:
 
     Unknown account: IgnityError, code 100. Failed set*id: IgnityError, code 111. Exec failure:
     SpawnError (127 not found, 126 not executable)."""
-    target = resolve(account)
-    if _already(target):
-        # not root, and already that uid and gid: nothing to drop, and setgroups would be refused,
-        # so the same run script works in an image run as root and run with `USER uid:gid`
-        log.debug(f"setuidgid: already uid {target.uid} gid {target.gid}")
-    else:
-        try:
-            os.setgroups(list(target.groups))
-            os.setgid(target.gid)
-            os.setuid(target.uid)
-        except OSError as e:
-            raise IgnityError(f"unable to become {account} ({target.uid}:{target.gid}): {e.strerror}",
-                              EXIT_INTERNAL) from None
+    become(resolve(account), account)
     try:
         os.execvp(argv[0], argv)
     except OSError as e:
         raise SpawnError(argv[0], e.errno) from None
+
+
+def become(target: Account, label: str) -> None:
+    """Take ``target``'s groups, gid and uid (``label`` names it in the error)."""
+    if _already(target):
+        # not root, and already that uid and gid: nothing to drop, and setgroups would be refused,
+        # so the same run script works in an image run as root and run with `USER uid:gid`
+        log.debug(f"setuidgid: already uid {target.uid} gid {target.gid}")
+        return
+    try:
+        os.setgroups(list(target.groups))
+        os.setgid(target.gid)
+        os.setuid(target.uid)
+    except OSError as e:
+        raise IgnityError(f"unable to become {label} ({target.uid}:{target.gid}): {e.strerror}",
+                          EXIT_INTERNAL) from None
 
 
 def _already(target: Account) -> bool:

@@ -9,10 +9,10 @@ import stat
 import textwrap
 from pathlib import Path
 
-from .harness import STD_PATH, VENV_BIN, sh
+from .harness import STD_PATH, VENV_BIN, sh, wait_for
 
 SHIMS = ("s6-svc", "s6-svwait", "s6-svstat", "s6-svscanctl", "s6-setuidgid", "s6-envuidgid", "printcontenv",
-         "with-contenv", "execlineb", "s6-notifyoncheck")
+         "with-contenv", "execlineb", "s6-notifyoncheck", "logutil-service")
 
 
 class S6Image:
@@ -209,3 +209,20 @@ def test_s6_rc_definitions_are_refused_not_ignored(ct):
     ct.start("true", env=img.env())
     assert ct.wait() == 100
     assert "s6-rc.d" in ct.stderr and "myapp" in ct.stderr, ct.stderr
+
+
+def test_logutil_service_logs_as_nobody(ct):
+    """s6-overlay's logger recipe: log/run is `exec logutil-service DIR`; the lines land in DIR/current
+    with S6_LOGGING_SCRIPT's ISO timestamps, written as nobody."""
+    img = S6Image(ct)
+    logs = ct.out / "logs"
+    logs.mkdir(mode=0o777)
+    logs.chmod(0o777)
+    img.file("etc/services.d/app/run", "echo hello from app; exec sleep 100")
+    img.file("etc/services.d/app/log/run", f"exec logutil-service {logs}/app")
+    ct.start(env=img.env())
+    wait_for(lambda: "hello from app" in (logs / "app" / "current").read_text()
+             if (logs / "app" / "current").exists() else False, 10, "the log line", diag=ct.diag)
+    line = (logs / "app" / "current").read_text().splitlines()[0]
+    assert line.endswith("Z hello from app") and line[:4].isdigit(), line
+    assert (logs / "app" / "current").stat().st_uid == 65534

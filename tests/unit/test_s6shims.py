@@ -34,7 +34,7 @@ def test_service_names(tmp_path):
     (["s6-svwait", "-r", "a"], 100, "-r"), (["s6-svstat", "-o", "updownsince", "a"], 100, "updownsince"),
     (["s6-svscanctl", "-r", "/run/service"], 100, "-r"), (["s6-envuidgid", "-n", "a", "b"], 100, "-n"),
     (["ignity-s6", "frobnicate"], 100, "COMMAND"), (["execlineb", "-S1", "x"], 100, "execline package"),
-    (["logutil-service", "/var/log/x"], 111, "ignity log"),
+    (["logutil-service", "-x", "/var/log/x"], 100, "-x"),
 ])
 def test_refusals_name_the_option(capsys, monkeypatch, tmp_path, argv, code, words):
     monkeypatch.setenv("PATH", str(tmp_path))  # no execlineb to exec into (that would replace pytest)
