@@ -7,6 +7,10 @@ sets them once in ``__init__`` through ``_set``. This module must not depend on 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+R = TypeVar("R", bound="Record")
+
 
 class Record:
     __slots__: tuple = ()
@@ -17,6 +21,13 @@ class Record:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable: {name} cannot be set")
+
+    def replace(self: R, **changes: object) -> R:
+        """A copy with some fields changed."""
+        copy = object.__new__(type(self))
+        copy._set(**{name: getattr(self, name) for name in self.__slots__})
+        copy._set(**changes)
+        return copy
 
     def _values(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)

@@ -133,13 +133,14 @@ class Service:
     - the supervisor's resources, which handlers never read or write: ``timer`` (the loop timer
       armed for ``deadline``), ``ready_fd`` (read end of the notification pipe while ``run`` is
       up), ``log_read``/``log_write`` (the logger pipe, held by the service's record so that
-      neither side's restart loses data; the logger reads ``main.log_read``) and ``removed``
-      (gone from services-state/ at a rescan).
+      neither side's restart loses data; the logger reads ``main.log_read``), ``spec_ok`` (False
+      while ``spec`` holds defaults standing in for knob files that could not be read: such a
+      service is not started on them) and ``removed`` (gone from services-state/ at a rescan).
     """
 
     __slots__ = ("deadline", "error", "failed", "finish_pid", "kill_deadline", "last_status", "log_read",
                  "log_write", "logger", "main", "pgid", "pid", "ready", "ready_fd", "removed", "restarts",
-                 "shutting_down", "spawns", "spec", "started_at", "state", "timer", "up_since",
+                 "shutting_down", "spawns", "spec", "spec_ok", "started_at", "state", "timer", "up_since",
                  "want")
 
     def __init__(self, spec: ServiceSpec, want: Want = Want.UP, main: Service | None = None):
@@ -168,6 +169,7 @@ class Service:
         self.ready_fd: int | None = None
         self.log_read: int | None = None
         self.log_write: int | None = None
+        self.spec_ok = not spec.unread
         self.removed = False
 
     @property

@@ -1,36 +1,44 @@
 """One s6-style service directory, parsed into a frozen ``ServiceSpec`` (SPEC §7), and the copy of
 ``services/`` into ``services-state/`` made at boot.
 
-Knob files are read when the supervisor needs them (at each start, at each stop), as s6 does, so
-an edit in the live copy applies without a rescan. A knob with a bad value is reported and its
-default used: one service's typo never stops the container.
+Knob files are read when the supervisor needs them, as s6 does, so an edit in the live copy applies
+without a rescan: all of them at each start, ``down-signal`` and ``timeout-kill`` again at each
+stop. A knob with a bad value is reported and its default used: one service's typo never stops the
+container. A knob file that exists but cannot be read (EACCES, EIO, EMFILE) is not taken for
+absent: the spec says so (``unread``) and the supervisor decides (keep the last value, or do not
+start on defaults the service did not ask for).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import stat
 
 from . import log
 from .confdir import visible_names
 from .record import Record
 
 DEFAULT_TIMEOUT_FINISH_MS = 5000  # SPEC §7, s6-supervise's default
+KNOB_MAX_BYTES = 4096  # a knob holds one short value; more is not read
 
 
 class ServiceSpec(Record):
     """What the files of one service directory say; immutable: read again to see changes.
-    ``name`` is "web", or "web/log" for a logger; ``path`` is the live copy in services-state/."""
+    ``name`` is "web", or "web/log" for a logger; ``path`` is the live copy in services-state/.
+    ``unread`` names the knob files that exist but could not be read ("PATH: reason"); their
+    fields hold the value last read (when ``read_spec`` was given one) or else the default."""
 
     __slots__ = ("down", "down_signal", "halt_on_exit", "has_finish", "has_log", "name", "notification_fd",
-                 "path", "timeout_finish_ms", "timeout_kill_ms")
+                 "path", "timeout_finish_ms", "timeout_kill_ms", "unread")
 
     def __init__(self, *, name: str, path: str, down: bool, has_finish: bool, notification_fd: int | None,
                  down_signal: int, timeout_kill_ms: int, timeout_finish_ms: int, halt_on_exit: bool,
-                 has_log: bool):
+                 has_log: bool, unread: tuple[str, ...] = ()):
         self._set(name=name, path=path, down=down, has_finish=has_finish, notification_fd=notification_fd,
                   down_signal=down_signal, timeout_kill_ms=timeout_kill_ms, timeout_finish_ms=timeout_finish_ms,
-                  halt_on_exit=halt_on_exit, has_log=has_log)
+                  halt_on_exit=halt_on_exit, has_log=has_log, unread=unread)
 
     @property
     def run(self) -> str:
@@ -46,18 +54,26 @@ class ServiceSpec(Record):
 
 
 def _read(path: str) -> str | None:
+    """The stripped text of a knob file, None when there is none; raises OSError when it exists
+    but cannot be read (EACCES, EIO, EMFILE, a FIFO...): that is not the same as absent.
+    O_NONBLOCK: a FIFO put in place of a knob must not block PID 1 in open(2) or read(2)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read().strip()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except OSError as e:
-        log.warn(f"unable to read {path}: {e.strerror}")
-        return None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return None
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = os.read(fd, KNOB_MAX_BYTES)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace").strip()
 
 
-def _number(path: str, default: int | None, minimum: int = 0) -> int | None:
-    text = _read(path)
+def _number(path: str, text: str | None, default: int | None, minimum: int = 0) -> int | None:
     if text is None or text == "":
         return default
     if not (text.isascii() and text.isdigit()) or int(text) < minimum:
@@ -80,32 +96,79 @@ def parse_signal(text: str) -> int | None:
         return None
 
 
-def read_spec(name: str, path: str) -> ServiceSpec:
-    """Parse the knob files of one (live) service directory."""
-    def knob(file: str) -> str:
-        return os.path.join(path, file)
+def _down_signal(path: str, text: str | None, has_log: bool) -> int:
+    if not text:
+        return int(signal.SIGTERM)
+    parsed = parse_signal(text)
+    if parsed is None:
+        log.warn(f"{path}: {text[:40]!r} is not a signal, using SIGTERM")
+        return int(signal.SIGTERM)
+    return parsed
 
-    down_signal = signal.SIGTERM
-    text = _read(knob("down-signal"))
-    if text:
-        parsed = parse_signal(text)
-        if parsed is None:
-            log.warn(f"{knob('down-signal')}: {text[:40]!r} is not a signal, using SIGTERM")
-        else:
-            down_signal = parsed
-    has_log = os.path.isdir(knob("log"))
+
+def _notification_fd(path: str, text: str | None, has_log: bool) -> int | None:
+    return _number(path, text, None, minimum=3 if has_log else 1)  # fd 1 is the logger's pipe
+
+
+def _timeout_kill(path: str, text: str | None, has_log: bool) -> int:
+    return _number(path, text, 0) or 0
+
+
+def _timeout_finish(path: str, text: str | None, has_log: bool) -> int:
+    return _number(path, text, DEFAULT_TIMEOUT_FINISH_MS) or 0
+
+
+# the knob files holding a value: file -> (field of ServiceSpec, parser of its text, None if absent)
+KNOBS = {
+    "down-signal": ("down_signal", _down_signal),
+    "notification-fd": ("notification_fd", _notification_fd),
+    "timeout-kill": ("timeout_kill_ms", _timeout_kill),
+    "timeout-finish": ("timeout_finish_ms", _timeout_finish),
+}
+# read again at each stop, as s6 does: the others are read at each start
+STOP_KNOBS = ("down-signal", "timeout-kill")
+
+
+def _read_knobs(path: str, files: tuple[str, ...], last: ServiceSpec | None,
+                has_log: bool) -> tuple[dict, tuple[str, ...]]:
+    values: dict = {}
+    unread = []
+    for file in files:
+        field, parse = KNOBS[file]
+        knob = os.path.join(path, file)
+        try:
+            text = _read(knob)
+        except OSError as e:
+            unread.append(f"{knob}: {e.strerror or e}")
+            values[field] = getattr(last, field) if last is not None else parse(knob, None, has_log)
+            continue
+        values[field] = parse(knob, text, has_log)
+    return values, tuple(unread)
+
+
+def read_spec(name: str, path: str, last: ServiceSpec | None = None) -> ServiceSpec:
+    """Parse the knob files of one (live) service directory. A knob file that exists but cannot
+    be read keeps ``last``'s value, else the default, and is listed in ``unread``: never read
+    as absent without the caller knowing."""
+    has_log = os.path.isdir(os.path.join(path, "log"))
+    values, unread = _read_knobs(path, tuple(KNOBS), last, has_log)
     return ServiceSpec(
         name=name,
         path=path,
-        down=os.path.exists(knob("down")),
-        has_finish=os.path.exists(knob("finish")),
-        notification_fd=_number(knob("notification-fd"), None, minimum=3 if has_log else 1),
-        down_signal=int(down_signal),
-        timeout_kill_ms=_number(knob("timeout-kill"), 0) or 0,
-        timeout_finish_ms=_number(knob("timeout-finish"), DEFAULT_TIMEOUT_FINISH_MS) or 0,
-        halt_on_exit=os.path.exists(knob("halt-on-exit")),
+        down=os.path.exists(os.path.join(path, "down")),
+        has_finish=os.path.exists(os.path.join(path, "finish")),
+        halt_on_exit=os.path.exists(os.path.join(path, "halt-on-exit")),
         has_log=has_log,
+        unread=unread,
+        **values,
     )
+
+
+def read_stop_knobs(spec: ServiceSpec) -> ServiceSpec:
+    """``spec`` with ``down-signal`` and ``timeout-kill`` read again (at a stop); an unreadable
+    one keeps its value and is listed in ``unread``."""
+    values, unread = _read_knobs(spec.path, STOP_KNOBS, spec, spec.has_log)
+    return spec.replace(unread=unread, **values)
 
 
 def service_names(directory: str) -> list[str]:

@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable
 
 from . import log, servicedir, spawn
-from .errors import SpawnError, describe, exit_code
+from .errors import SpawnError, describe, exit_code, signal_name
 from .loop import Loop
 from .service import (
+    STOP_CELLS,
     Event,
     KillGroup,
     Service,
@@ -134,6 +135,8 @@ class Supervisor:
             self._feeding = False  # a bug that raised leaves the rest queued for the next event
 
     def _step(self, svc: Service, event: Event, arg: object) -> None:
+        if (svc.state, event) in STOP_CELLS:
+            self._read_stop_knobs(svc)
         before = (svc.state, svc.ready)
         effects = step(svc, event, arg, time.monotonic())
         if not effects and before == (svc.state, svc.ready):
@@ -205,8 +208,9 @@ class Supervisor:
         """Spawn ``run``; its outcome, SPAWNED or SPAWN_FAILED, is always fed back."""
         ready_r = ready_w = None
         try:
-            if svc.spawns or svc.failed:  # knobs read fresh at each restart (s6); at boot they just were
-                svc.spec = servicedir.read_spec(svc.name, svc.spec.path)
+            # knobs read fresh at each restart (s6); at boot they just were
+            if (svc.spawns or svc.failed or not svc.spec_ok) and not self._read_spec(svc):
+                return
             spec = svc.spec
             fds = {0: spawn.devnull()}
             log_r, log_w = self._log_pipe(svc)
@@ -225,9 +229,7 @@ class Supervisor:
             for fd in (ready_r, ready_w):
                 if fd is not None:
                     os.close(fd)
-            reason = str(e) if isinstance(e, SpawnError) else f"unable to start: {e.strerror or e}"
-            self._report(svc, f"service {svc.name}: {reason} (retrying in 1 s)")
-            self.feed(svc, Event.SPAWN_FAILED, reason)
+            self._failed_start(svc, str(e) if isinstance(e, SpawnError) else f"unable to start: {e.strerror or e}")
             return
         if ready_w is not None:
             os.close(ready_w)
@@ -235,6 +237,34 @@ class Supervisor:
         self.loop.on_exit(pid, lambda status: self._on_run_exit(svc, status))
         self.feed(svc, Event.SPAWNED, pid)
         log.info(f"service {svc.name}: started, pid {pid}")
+
+    def _failed_start(self, svc: Service, reason: str) -> None:
+        self._report(svc, f"service {svc.name}: {reason} (retrying in 1 s)")
+        self.feed(svc, Event.SPAWN_FAILED, reason)
+
+    def _read_spec(self, svc: Service) -> bool:
+        """Read the knob files for a start. A file that exists but cannot be read keeps the value
+        last read; with none read yet, the start fails (retried): a service is never started on
+        defaults it did not ask for (no notification fd, SIGTERM instead of its down signal)."""
+        last = svc.spec if svc.spec_ok else None
+        svc.spec = spec = servicedir.read_spec(svc.name, svc.spec.path, last)
+        svc.spec_ok = last is not None or not spec.unread
+        if not spec.unread:
+            return True
+        unread = "; ".join(spec.unread)
+        if not svc.spec_ok:
+            self._failed_start(svc, f"unable to read {unread}: not started on defaults it did not ask for")
+            return False
+        log.warn(f"service {svc.name}: unable to read {unread}: keeping the values last read")
+        return True
+
+    def _read_stop_knobs(self, svc: Service) -> None:
+        """Before a stop: ``down-signal`` and ``timeout-kill`` as they are now (s6 reads the down
+        signal when it stops a service); an unreadable one keeps the value last read."""
+        svc.spec = spec = servicedir.read_stop_knobs(svc.spec)
+        if spec.unread:
+            log.warn(f"service {svc.name}: unable to read {'; '.join(spec.unread)}: stopping it with "
+                     f"{signal_name(spec.down_signal)}, timeout-kill {spec.timeout_kill_ms} ms (the values last read)")
 
     def _on_run_exit(self, svc: Service, status: int) -> None:
         self._unwatch_ready(svc)

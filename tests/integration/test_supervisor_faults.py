@@ -3,7 +3,9 @@ and retried at the restart pace; never a service left down while wanted up (SPEC
 
 from __future__ import annotations
 
-from .harness import sh
+import signal
+
+from .harness import BOOT_S, kill_pid, sh, wait_for
 
 NOW = "date +%s.%N"  # wall-clock seconds with a fraction, written by the scripts
 
@@ -22,4 +24,77 @@ def test_restart_one_second_after_finish_cannot_start(ct):
     starts = [float(x) for x in ct.wait_lines("starts", 3, timeout=8)]
     assert all(0.9 <= g < 2.0 for g in gaps(starts[:3])), gaps(starts)
     assert "finish: Permission denied" in ct.stderr, ct.diag()
+    assert ct.stop() == 0, ct.diag()
+
+
+# root without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH: file modes apply to ignity, so a knob file
+# of mode 000 is a real EACCES (Docker's `--cap-drop DAC_OVERRIDE`)
+NO_DAC = 'exec setpriv --bounding-set -dac_override,-dac_read_search "$@"'
+
+# a service that says whether it got fd 3 and which stop signal it received
+PROBE = """
+    echo $$ >> {out}/{name}-pids
+    if [ -e /proc/$$/fd/3 ]; then echo yes >> {out}/{name}-fd3; else echo no >> {out}/{name}-fd3; fi
+    trap 'echo INT >> {out}/{name}-sigs; exit 0' INT
+    trap 'echo TERM >> {out}/{name}-sigs; exit 0' TERM
+    trap 'echo USR1 >> {out}/{name}-sigs; exit 0' USR1
+    while :; do sleep 0.05; done
+"""
+
+
+def probe(ct, name: str) -> str:
+    return PROBE.format(out=ct.out, name=name)
+
+
+def test_unreadable_knob_keeps_the_last_good_value(ct):
+    """Knob files that become unreadable (EACCES) are not read as absent: the restart keeps the
+    notification fd last read, the stop keeps the down signal last read; both reported."""
+    ct.service("keeper", probe(ct, "keeper"), notification_fd=3, down_signal="SIGINT")
+    ct.start(wrapper=NO_DAC)
+    first = int(ct.wait_lines("keeper-pids", 1)[0])
+    for knob in ("notification-fd", "down-signal"):
+        (ct.state_dir("keeper") / knob).chmod(0)
+    proc = ct.proc_by_nspid(first)
+    assert proc is not None, ct.diag()
+    kill_pid(proc.pid, signal.SIGKILL)
+    ct.wait_lines("keeper-pids", 2)
+    assert ct.wait_lines("keeper-fd3", 2) == ["yes", "yes"], ct.diag()
+    assert ct.ctl("svc", "-d", "keeper").returncode == 0, ct.diag()
+    assert ct.wait_lines("keeper-sigs", 1) == ["INT"], ct.diag()
+    live = ct.state_dir("keeper")
+    assert f"unable to read {live}/down-signal: Permission denied" in ct.stderr, ct.diag()
+    assert "keeping the values last read" in ct.stderr and "stopping it with SIGINT" in ct.stderr, ct.diag()
+    assert ct.stop() == 0, ct.diag()
+
+
+def test_unreadable_knob_with_no_value_read_is_a_failed_start(ct):
+    """A service whose knob file could never be read is not started on defaults it did not ask
+    for: a failed start, reported and retried each second, started once the file is readable."""
+    ct.start(wrapper=NO_DAC)
+    ct.wait_socket()
+    live = ct.state_dir("late")
+    live.mkdir()
+    (live / "run").write_text(sh(probe(ct, "late")))
+    (live / "run").chmod(0o755)
+    (live / "notification-fd").write_text("3\n")
+    (live / "notification-fd").chmod(0)
+    assert ct.ctl("rescan").returncode == 0, ct.diag()
+    wait_for(lambda: ct.status("late")["late"]["state"] == "failed", BOOT_S, "a failed start", diag=ct.diag)
+    assert f"unable to read {live}/notification-fd: Permission denied: not started on defaults" in ct.stderr
+    assert not (ct.out / "late-pids").exists(), ct.diag()
+    (live / "notification-fd").chmod(0o644)
+    ct.wait_lines("late-pids", 1, timeout=3)
+    assert ct.lines("late-fd3") == ["yes"], ct.diag()
+    assert ct.stop() == 0, ct.diag()
+
+
+def test_down_signal_read_again_at_stop(ct):
+    """docs/services.md: down-signal and timeout-kill are read at each stop (as s6 does): an edit
+    of the live copy after the start is what `svc -d` sends."""
+    ct.service("edited", probe(ct, "edited"))
+    ct.start()
+    ct.wait_lines("edited-pids", 1)
+    (ct.state_dir("edited") / "down-signal").write_text("SIGUSR1\n")
+    assert ct.ctl("svc", "-d", "edited").returncode == 0, ct.diag()
+    assert ct.wait_lines("edited-sigs", 1) == ["USR1"], ct.diag()
     assert ct.stop() == 0, ct.diag()

@@ -1,4 +1,5 @@
 """servicedir: knob files of SPEC §7, bad values fall back to defaults."""
+import os
 import signal
 
 from ignity import servicedir
@@ -64,3 +65,51 @@ def test_programs_are_linked_not_copied(tmp_path):
     for rel in ("run", "finish", "log/run"):
         assert (state / "a" / rel).is_symlink() and (state / "a" / rel).resolve() == (src / "a" / rel).resolve()
     assert not (state / "a" / "notification-fd").is_symlink()
+
+
+# ---- knob files that exist but cannot be read are not absent ------------------------------------
+def unreadable(path):
+    """A knob file no open(2) can read, even as root: a symbolic link to itself (ELOOP)."""
+    path.unlink(missing_ok=True)
+    path.symlink_to(path.name)
+
+
+def test_unreadable_knob_is_listed_and_defaulted_without_a_last_value(tmp_path):
+    d = make(tmp_path, notification_fd="3\n")
+    unreadable(d / "down-signal")
+    spec = servicedir.read_spec("svc", d)
+    assert spec.unread == (f"{d}/down-signal: Too many levels of symbolic links",)
+    assert spec.down_signal == signal.SIGTERM and spec.notification_fd == 3
+
+
+def test_unreadable_knob_keeps_the_last_value(tmp_path):
+    d = make(tmp_path, notification_fd="3\n", down_signal="SIGINT")
+    last = servicedir.read_spec("svc", d)
+    assert last.unread == ()
+    unreadable(d / "notification-fd")
+    unreadable(d / "down-signal")
+    (d / "timeout-kill").write_text("700")
+    spec = servicedir.read_spec("svc", d, last)
+    assert spec.notification_fd == 3 and spec.down_signal == signal.SIGINT and spec.timeout_kill_ms == 700
+    assert len(spec.unread) == 2
+
+
+def test_fifo_knob_does_not_block_and_is_unreadable(tmp_path):
+    d = make(tmp_path)
+    os.mkfifo(d / "timeout-kill")
+    spec = servicedir.read_spec("svc", d)
+    assert spec.unread == (f"{d}/timeout-kill: not a regular file",) and spec.timeout_kill_ms == 0
+
+
+def test_stop_knobs_read_again(tmp_path):
+    d = make(tmp_path, down_signal="SIGINT", timeout_kill="100", notification_fd="3")
+    spec = servicedir.read_spec("svc", d)
+    (d / "down-signal").write_text("SIGUSR1")
+    (d / "timeout-kill").write_text("250")
+    (d / "notification-fd").write_text("4")
+    again = servicedir.read_stop_knobs(spec)
+    assert (again.down_signal, again.timeout_kill_ms, again.notification_fd) == (signal.SIGUSR1, 250, 3)
+    unreadable(d / "down-signal")
+    kept = servicedir.read_stop_knobs(again)
+    assert kept.down_signal == signal.SIGUSR1
+    assert kept.unread == (f"{d}/down-signal: Too many levels of symbolic links",)
