@@ -3,7 +3,10 @@ and retried at the restart pace; never a service left down while wanted up (SPEC
 
 from __future__ import annotations
 
+import os
+import resource
 import signal
+import time
 
 from .harness import BOOT_S, kill_pid, sh, wait_for
 
@@ -97,4 +100,34 @@ def test_down_signal_read_again_at_stop(ct):
     (ct.state_dir("edited") / "down-signal").write_text("SIGUSR1\n")
     assert ct.ctl("svc", "-d", "edited").returncode == 0, ct.diag()
     assert ct.wait_lines("edited-sigs", 1) == ["USR1"], ct.diag()
+    assert ct.stop() == 0, ct.diag()
+
+
+def lowest_free_fd(pid: int) -> int:
+    used = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
+    return min(set(range(len(used) + 1)) - used)
+
+
+def test_no_fd_for_the_notification_pipe_is_a_failed_start(ct):
+    """A start that cannot get its fds (pipe2 fails with EMFILE: ignity's RLIMIT_NOFILE lowered
+    from outside to what it holds) is a failed start: reported, retried each second, and the
+    service starts once fds are available again; never an internal error leaving it down."""
+    ct.service("needy", f"echo $$ >> {ct.out}/needy-pids; exec sleep 1000", notification_fd=3)
+    ct.start()
+    first = int(ct.wait_lines("needy-pids", 1)[0])
+    soft, hard = resource.prlimit(ct.pid1, resource.RLIMIT_NOFILE)
+    # every fd ignity may open now fails; the ready fd it closes when `run` exits leaves one free,
+    # and pipe2 needs two
+    resource.prlimit(ct.pid1, resource.RLIMIT_NOFILE, (lowest_free_fd(ct.pid1), hard))
+    proc = ct.proc_by_nspid(first)
+    assert proc is not None, ct.diag()
+    kill_pid(proc.pid, signal.SIGKILL)
+    wait_for(lambda: "service needy: unable to start: Too many open files (retrying in 1 s)" in ct.stderr,
+             BOOT_S, "the failed start reported", diag=ct.diag)
+    time.sleep(1.5)  # at least one retry, failing too
+    assert ct.lines("needy-pids") == [str(first)], ct.diag()
+    resource.prlimit(ct.pid1, resource.RLIMIT_NOFILE, (soft, hard))
+    ct.wait_lines("needy-pids", 2, timeout=3)
+    assert "internal error" not in ct.stderr, ct.diag()
+    assert ct.status("needy")["needy"]["state"] == "up", ct.diag()
     assert ct.stop() == 0, ct.diag()
