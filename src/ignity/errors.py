@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import stat
 
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 99
@@ -39,11 +40,14 @@ class SpawnError(IgnityError):
     """A program could not be executed; ``code`` is 127 (not found) or 126 (not executable)."""
 
     def __init__(self, path: str, err: int):
+        self.path = path
         self.errno = err
         reason = os.strerror(err)
         if err == errno.ENOENT:
             # exec says ENOENT for a missing #! interpreter too: name it when that is the cause
             reason = _interpreter_problem(path) or "No such file or directory"
+        elif err == errno.EACCES and _lacks_exec_bit(path):
+            reason += f": it is not executable (chmod +x {path})"
         code = EXIT_NOT_FOUND if err == errno.ENOENT else EXIT_NOT_EXECUTABLE
         super().__init__(f"unable to exec {path}: {reason}", code)
 
@@ -69,6 +73,16 @@ def _interpreter_problem(path: str) -> str | None:
     if not os.path.exists(interpreter):
         return f"its interpreter {interpreter} (from its #! line) does not exist: install it or fix the #! line"
     return None
+
+
+def _lacks_exec_bit(path: str) -> bool:
+    """A regular file with no x bit at all (EACCES can also mean a noexec mount or a directory
+    that cannot be searched: chmod would not help there)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and not st.st_mode & 0o111
 
 
 def exit_code(status: int) -> int:

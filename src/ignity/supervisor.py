@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from . import log, servicedir, spawn
-from .errors import SpawnError, describe, exit_code, signal_name
+from .errors import EXIT_INTERNAL, SpawnError, describe, exit_code, signal_name
 from .loop import Loop
 from .service import (
     STOP_CELLS,
@@ -160,14 +160,30 @@ class Supervisor:
         elif isinstance(effect, KillGroup):
             pgid = svc.finish_pid if effect.finish else svc.pgid
             if effect.finish:
-                log.warn(f"service {svc.name}: finish still running after "
-                         f"{svc.spec.timeout_finish_ms} ms, killing it")
+                log.warn(f"service {svc.name}: finish still running after {svc.spec.timeout_finish_ms} ms, "
+                         f"killing it (to give it longer, raise {self._conf_file(svc, 'timeout-finish')})")
             else:
-                log.warn(f"service {svc.name}: still up after its grace time, sending SIGKILL")
+                log.warn(self._killed_message(svc))
             if pgid is not None:
                 spawn.kill(pgid, signal.SIGKILL, group=True)
         else:  # pragma: no cover - the machine returns only the effects above
             raise TypeError(f"unknown effect {effect!r}")
+
+    def _conf_file(self, svc: Service, file: str) -> str:
+        """Where the user sets ``file`` of a service for good: under services/ of the configuration,
+        or the live copy for a service that was added there."""
+        conf = os.path.join(self.settings.conf("services"), svc.name)
+        return os.path.join(conf if os.path.isdir(conf) else svc.spec.path, file)
+
+    def _killed_message(self, svc: Service) -> str:
+        sent = signal_name(svc.spec.down_signal)
+        if svc.shutting_down:
+            grace = f"IGNITY_SERVICES_GRACETIME ({self.settings.services_gracetime_ms} ms)"
+        else:
+            grace = f"{self._conf_file(svc, 'timeout-kill')} ({svc.spec.timeout_kill_ms} ms)"
+        return (f"service {svc.name}: still up after {sent} and its grace time, sending SIGKILL (if it "
+                f"stops on another signal, name it in {self._conf_file(svc, 'down-signal')}; to give it "
+                f"longer, raise {grace})")
 
     def _arm_timer(self, svc: Service) -> None:
         """The record's one timer follows its deadline (cancelled for a record no longer held)."""
@@ -229,7 +245,7 @@ class Supervisor:
             for fd in (ready_r, ready_w):
                 if fd is not None:
                     os.close(fd)
-            self._failed_start(svc, str(e) if isinstance(e, SpawnError) else f"unable to start: {e.strerror or e}")
+            self._failed_start(svc, self._start_error(e, svc.spec.run))
             return
         if ready_w is not None:
             os.close(ready_w)
@@ -237,6 +253,20 @@ class Supervisor:
         self.loop.on_exit(pid, lambda status: self._on_run_exit(svc, status))
         self.feed(svc, Event.SPAWNED, pid)
         log.info(f"service {svc.name}: started, pid {pid}")
+
+    @staticmethod
+    def _start_error(e: Exception, program: str) -> str:
+        """Why ``program`` (``run`` or ``finish`` in the live copy) could not start, naming the
+        user's file: the live copy's programs are symlinks to the originals (servicedir)."""
+        if not isinstance(e, SpawnError):
+            return f"unable to start: {e.strerror or e}" if isinstance(e, OSError) else str(e)
+        if e.path != program or not os.path.islink(program):
+            return str(e)
+        try:
+            original = os.readlink(program)
+        except OSError:
+            return str(e)
+        return str(SpawnError(original, e.errno))
 
     def _failed_start(self, svc: Service, reason: str) -> None:
         self._report(svc, f"service {svc.name}: {reason} (retrying in 1 s)")
@@ -270,7 +300,8 @@ class Supervisor:
         self._unwatch_ready(svc)
         on_its_own = svc.state is State.UP and not self.shutting_down
         if on_its_own:
-            self._report(svc, f"service {svc.name}: {describe(status)}", warn=status != 0)
+            so_far = f" (restarted {svc.restarts} times so far)" if svc.restarts and svc.want is Want.UP else ""
+            self._report(svc, f"service {svc.name}: {describe(status)}{so_far}", warn=status != 0)
         else:
             log.info(f"service {svc.name}: {describe(status)}")
         self.feed(svc, Event.RUN_EXITED, status)
@@ -293,8 +324,8 @@ class Supervisor:
                 fds[1] = log_w
             pid = spawn.spawn(argv, self._env(), fds=fds, cwd=svc.spec.path, new_session=True)
         except (SpawnError, OSError) as e:
-            self._report(svc, f"service {svc.name}: {e if isinstance(e, SpawnError) else e.strerror}")
-            self.feed(svc, Event.FINISH_EXITED, (e.code if isinstance(e, SpawnError) else 111) << 8)
+            self._report(svc, f"service {svc.name}: {self._start_error(e, svc.spec.finish)}")
+            self.feed(svc, Event.FINISH_EXITED, (e.code if isinstance(e, SpawnError) else EXIT_INTERNAL) << 8)
             return
         svc.finish_pid = pid
         self.loop.on_exit(pid, lambda st: self._on_finish_exit(svc, st))

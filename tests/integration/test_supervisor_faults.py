@@ -131,3 +131,50 @@ def test_no_fd_for_the_notification_pipe_is_a_failed_start(ct):
     assert "internal error" not in ct.stderr, ct.diag()
     assert ct.status("needy")["needy"]["state"] == "up", ct.diag()
     assert ct.stop() == 0, ct.diag()
+
+
+# ---- messages that name the user's file and the fix ---------------------------------------------
+def test_start_errors_name_the_users_file(ct):
+    """A `run` without the exec bit, or with a missing #! interpreter, is named as the user's file
+    under services/ (not the live copy), with the fix."""
+    ct.service("noexec", "exec sleep 1000", run_mode=0o644)
+    ct.service("badinterp", "#!/nonexistent/interpreter\n")
+    ct.start()
+    run = ct.conf / "services" / "noexec" / "run"
+    wait_for(lambda: f"service noexec: unable to exec {run}: Permission denied: it is not executable "
+                     f"(chmod +x {run}) (retrying in 1 s)" in ct.stderr, BOOT_S, "the noexec message", diag=ct.diag)
+    run = ct.conf / "services" / "badinterp" / "run"
+    wait_for(lambda: f"service badinterp: unable to exec {run}: its interpreter /nonexistent/interpreter (from "
+                     "its #! line) does not exist" in ct.stderr, BOOT_S, "the interpreter message", diag=ct.diag)
+    assert "services-state" not in ct.stderr, ct.diag()
+    assert ct.stop() == 0, ct.diag()
+
+
+def test_crash_loop_says_how_many_restarts(ct):
+    ct.service("flappy", f"echo x >> {ct.out}/starts; exit 3")
+    ct.start()
+    ct.wait_lines("starts", 3, timeout=5)
+    wait_for(lambda: "service flappy: exited 3 (restarted 2 times so far)" in ct.stderr, 3, "the count",
+             diag=ct.diag)
+    assert ct.stop() == 0, ct.diag()
+
+
+def test_sigkill_after_grace_suggests_the_settings(ct):
+    """A service still up after its down signal and grace time is SIGKILLed, and the message says
+    where to name another down signal or give it longer: timeout-kill for `svc -d`,
+    IGNITY_SERVICES_GRACETIME at shutdown."""
+    deaf = "trap '' TERM; echo $$ >> {out}/{name}; while :; do sleep 0.05; done"
+    ct.service("deaf", deaf.format(out=ct.out, name="deaf"), timeout_kill=300)
+    ct.service("deafer", deaf.format(out=ct.out, name="deafer"))
+    ct.start(env={"IGNITY_SERVICES_GRACETIME": "400"})
+    ct.wait_lines("deaf", 1)
+    ct.wait_lines("deafer", 1)
+    assert ct.ctl("svc", "-d", "deaf").returncode == 0, ct.diag()
+    conf = ct.conf / "services"
+    wait_for(lambda: f"service deaf: still up after SIGTERM and its grace time, sending SIGKILL (if it stops on "
+                     f"another signal, name it in {conf}/deaf/down-signal; to give it longer, raise "
+                     f"{conf}/deaf/timeout-kill (300 ms))" in ct.stderr, BOOT_S, "the svc -d message", diag=ct.diag)
+    assert ct.stop() == 0, ct.diag()
+    assert (f"service deafer: still up after SIGTERM and its grace time, sending SIGKILL (if it stops on "
+            f"another signal, name it in {conf}/deafer/down-signal; to give it longer, raise "
+            "IGNITY_SERVICES_GRACETIME (400 ms))") in ct.stderr, ct.diag()
