@@ -35,7 +35,7 @@ commands:
   render TEMPLATE                     print a template of templates/ rendered with the environment
   log [-s MAXSIZE] [-n KEEP] [-t none|iso|tai64n] [-p PREFIX] [--stdout] DIR
                                       log stdin into DIR (current, @TAI64N.s archives) and/or stdout
-exit codes: 0 ok, 1 failure, 2 usage, 99 timeout, 100 no such service, 111 ignity not running
+exit codes: 0 ok, 1 failure, 2 usage, 3 booting, 99 timeout, 100 no such service, 111 ignity not running
 """
 
 
@@ -165,7 +165,7 @@ def _control(command: str, args: list[str]) -> int:
         sys.stderr.write(f"ignity: {command}: {e}\n")
         return e.code
     if command == "status":
-        client.print_status(reply, as_json)
+        return client.print_status(reply, as_json)
     return 0
 
 

@@ -11,7 +11,7 @@ import socket
 import sys
 
 from . import protocol
-from .errors import EXIT_INTERNAL
+from .errors import EXIT_BOOTING, EXIT_INTERNAL
 
 # a reply to anything but `wait` comes at once; this only bounds a wedged server
 REPLY_TIMEOUT_S = 30.0
@@ -37,7 +37,10 @@ def request(path: str, message: dict, timeout: float | None = REPLY_TIMEOUT_S) -
                                   "(run as the user ignity runs as, or root)", FAILURE) from None
             raise ClientError(f"ignity is not running (unable to connect to {path}: "
                               f"{e.strerror})", EXIT_INTERNAL) from None
-        sock.sendall(protocol.encode({"v": protocol.VERSION, **message}))
+        try:
+            sock.sendall(protocol.encode({"v": protocol.VERSION, **message}))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before it read the request (out of descriptors): the refusal waits below
         data = b""
         while b"\n" not in data:
             chunk = sock.recv(65536)
@@ -86,9 +89,18 @@ def format_status(services: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def print_status(reply: dict, as_json: bool) -> None:
+def print_status(reply: dict, as_json: bool) -> int:
+    """Print a status reply; the exit status: 0, or EXIT_BOOTING while the init scripts run."""
     services = reply.get("services", [])
+    booting = reply.get("booting")
     if as_json:
-        sys.stdout.write(json.dumps({"services": services}, indent=2) + "\n")
+        doc = {"services": services}
+        if booting is not None:
+            doc["booting"] = booting
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif booting is not None:
+        sys.stdout.write(f"booting: init script {booting or '(none yet)'} is running "
+                         "(services start after the init scripts)\n")
     elif services:
         sys.stdout.write(format_status(services) + "\n")
+    return EXIT_BOOTING if booting is not None else 0

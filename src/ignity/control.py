@@ -3,11 +3,19 @@
 Every connection is non-blocking and bounded: a request larger than ``protocol.MAX_REQUEST``,
 not JSON, or never finished gets an error reply or is dropped; nothing a client sends or fails to
 send can block or stop PID 1. The peer's uid is checked (SO_PEERCRED) besides the socket's mode.
+
+Out of file descriptors, ``accept`` fails and the listener stays readable: watched as is, it
+would wake the loop forever. A spare descriptor (/dev/null) is kept for that moment: closed, it
+lets one pending connection be accepted and refused with a reply, then it is taken again. With
+no spare left the listener is not watched; a timer retries every FD_RETRY_S until descriptors
+are free again. One warning when such an episode starts, one with the count refused when it ends.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import socket
 import struct
 import time
@@ -26,6 +34,9 @@ REQUEST_TIMEOUT_S = 10.0
 SEND_TIMEOUT_S = 1.0
 # after replying to `halt`, how long the shutdown waits for that client to go away
 HALT_CLIENT_WAIT_S = 0.5
+# while short of file descriptors, how often to look whether some are free again
+FD_RETRY_S = 1.0
+FD_SHORT = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 SIGNALS = {"kill": 9, "term": 15, "hup": 1, "int": 2, "quit": 3, "usr1": 10, "usr2": 12, "stop": 19, "cont": 18}
 
 
@@ -41,7 +52,7 @@ def _condition(until: str) -> Callable[[object], bool]:
 
 
 class _Connection:
-    __slots__ = ("buffer", "on_close", "sock", "timer", "waiter")
+    __slots__ = ("buffer", "deferred", "on_close", "sock", "timer", "waiter")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -49,6 +60,7 @@ class _Connection:
         self.timer: Timer | None = None
         self.waiter: Callable[[], bool] | None = None   # set while the client waits for something
         self.on_close: Callable[[], None] | None = None  # run once the connection is gone
+        self.deferred: dict | None = None  # a `wait` that came during boot, checked once it is over
 
 
 class ControlServer:
@@ -59,7 +71,14 @@ class ControlServer:
         self.supervisor = supervisor
         self.on_halt = on_halt
         self.accepting_commands = True
+        # the init script running while the container boots; None once the services exist
+        self.booting: str | None = ""
         self._connections: dict[int, _Connection] = {}
+        self._spare: int | None = None
+        self._fd_timer: Timer | None = None
+        self._short = False  # an fd shortage is going on...
+        self._refused = 0    # ...and this many connections were refused in it
+        self._listening = False
         self._uid = os.geteuid()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -73,17 +92,40 @@ class ControlServer:
             os.umask(old_umask)
         self._sock.listen(MAX_CONNECTIONS)
         self._sock.setblocking(False)
-        loop.add_reader(self._sock.fileno(), self._accept)
+        self._spare = _open_spare()
+        self._listen(True)
         supervisor.listeners.append(self._check_waiters)
 
+    def set_booting(self, script: str) -> None:
+        """Stage 2 runs init script ``script``: commands about services cannot be served yet."""
+        self.booting = script
+
+    def booted(self) -> None:
+        """The services exist: `wait`s that came during boot are checked now."""
+        self.booting = None
+        for conn in list(self._connections.values()):
+            if conn.deferred is not None:
+                request, conn.deferred = conn.deferred, None
+                self._start_wait(conn, request, armed=True)
+
     def stop_accepting_commands(self) -> None:
-        """At shutdown only `status` and `wait` are served."""
+        """At shutdown only `status` and `wait` are served; a `wait` that came during a boot that
+        never finished is told so."""
         self.accepting_commands = False
+        for conn in list(self._connections.values()):
+            if conn.deferred is not None:
+                self._finish(conn, protocol.error_reply("the container is shutting down before its "
+                                                        "services started", protocol.FAILURE))
 
     def close(self) -> None:
         for conn in list(self._connections.values()):
             self._drop(conn)
-        self.loop.remove_reader(self._sock.fileno())
+        if self._fd_timer is not None:
+            self._fd_timer.cancel()
+        if self._spare is not None:
+            os.close(self._spare)
+            self._spare = None
+        self._listen(False)
         self._sock.close()
         try:
             os.unlink(self.path)
@@ -98,6 +140,11 @@ class ControlServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
+                if e.errno in FD_SHORT:
+                    self._fds_short()
+                    return
+                if e.errno == errno.ECONNABORTED:
+                    continue  # the client gave up before we got to it
                 log.warn(f"control: unable to accept: {e.strerror}")
                 return
             if len(self._connections) >= MAX_CONNECTIONS:
@@ -112,6 +159,64 @@ class ControlServer:
             self._connections[sock.fileno()] = conn
             conn.timer = self.loop.call_later(REQUEST_TIMEOUT_S, lambda c=conn: self._drop(c))
             self.loop.add_reader(sock.fileno(), lambda c=conn: self._readable(c))
+
+    # ---- out of file descriptors ---------------------------------------------------------------
+    def _fds_short(self) -> None:
+        """accept() found no free descriptor: refuse one pending client with the spare, or stop
+        watching the listener; either way retry on a timer until descriptors are free."""
+        helpless = self._spare is None
+        refused = False
+        if self._spare is not None:
+            os.close(self._spare)
+            self._spare = None
+            try:
+                sock, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                pass  # nothing was pending: accept checks for a free descriptor first
+            except OSError:
+                helpless = True
+            else:
+                _refuse(sock)
+                sock.close()
+                refused = True
+            self._spare = _open_spare()
+            helpless = helpless or self._spare is None
+        if not (refused or helpless):
+            return  # no client was turned away: no shortage to speak of yet
+        if not self._short:
+            self._short = True
+            self._refused = 0
+            log.warn(f"control: out of file descriptors (limit {_fd_limit()}): refusing control "
+                     "connections until some are free (raise the limit: docker run --ulimit nofile=N)")
+        self._refused += refused
+        if helpless:
+            self._listen(False)  # nothing to refuse with: an unwatched listener cannot spin
+        if self._fd_timer is None:
+            self._fd_timer = self.loop.call_later(FD_RETRY_S, self._fds_retry)
+
+    def _fds_retry(self) -> None:
+        self._fd_timer = None
+        if self._spare is None:
+            self._spare = _open_spare()
+        probe = _open_spare() if self._spare is not None else None
+        if probe is None:
+            # still short: with a spare again, pending clients can at least be refused
+            self._listen(self._spare is not None)
+            self._fd_timer = self.loop.call_later(FD_RETRY_S, self._fds_retry)
+            return
+        os.close(probe)
+        self._short = False
+        log.warn(f"control: file descriptors available again; {self._refused} control "
+                 f"connection(s) refused meanwhile")
+        self._listen(True)
+        self._accept()
+
+    def _listen(self, on: bool) -> None:
+        if on and not self._listening:
+            self.loop.add_reader(self._sock.fileno(), self._accept)
+        elif not on and self._listening:
+            self.loop.remove_reader(self._sock.fileno())
+        self._listening = on
 
     def _peer_allowed(self, sock: socket.socket) -> bool:
         try:
@@ -161,14 +266,24 @@ class ControlServer:
                 return
         try:
             self._serve(conn, line)
+        except (OSError, ImportError) as e:
+            # json not imported yet and no descriptor to read it with: a refusal, not a crash
+            log.warn(f"control: unable to serve a request: {e}")
+            _refuse(conn.sock)
+            self._drop(conn)
         except Exception as e:  # a request must never leave a connection open or reach the loop
             log.error(f"control: internal error serving a request: {type(e).__name__}: {e}")
             self._finish(conn, protocol.error_reply("internal error", protocol.FAILURE))
 
     def _reply(self, conn: _Connection, reply: dict) -> None:
         try:
+            data = protocol.encode(reply)
+        except (OSError, ImportError):  # json could not be imported: out of file descriptors
+            _refuse(conn.sock)
+            return
+        try:
             conn.sock.settimeout(SEND_TIMEOUT_S)
-            conn.sock.sendall(protocol.encode(reply))
+            conn.sock.sendall(data)
         except OSError:
             pass  # the client is gone or not reading: its loss
 
@@ -186,8 +301,12 @@ class ControlServer:
                 return
             if cmd in ("svc", "rescan", "halt") and not self.accepting_commands:
                 raise ProtocolError("ignity is shutting down", protocol.FAILURE)
+            if self.booting is not None and cmd in ("svc", "rescan"):
+                raise protocol.booting(self.booting)
             if cmd == "svc":
                 reply = self._svc(request)
+            elif cmd == "status" and self.booting is not None:
+                reply = {"ok": True, "services": [], "booting": self.booting}
             elif cmd == "status":
                 names = request["names"]
                 self._check_names(names)
@@ -228,7 +347,14 @@ class ControlServer:
                 self.supervisor.command(name, request["action"])
         return {"ok": True}
 
-    def _start_wait(self, conn: _Connection, request: dict) -> None:
+    def _start_wait(self, conn: _Connection, request: dict, armed: bool = False) -> None:
+        """A `wait` request; ``armed``: its timeout already runs (it came during boot)."""
+        if not armed:
+            self._arm_wait_timeout(conn, request)
+        if self.booting is not None:
+            conn.deferred = request  # the services do not exist yet: see booted()
+            conn.waiter = lambda: False
+            return
         names = request["names"]
         try:
             self._check_names(names)
@@ -246,16 +372,49 @@ class ControlServer:
             self._finish(conn, {"ok": True})
             return
         conn.waiter = satisfied
+
+    def _arm_wait_timeout(self, conn: _Connection, request: dict) -> None:
         if conn.timer is not None:
             conn.timer.cancel()
             conn.timer = None
         timeout = request.get("timeout_ms")
         if timeout is not None:
-            what = f"{', '.join(names)} to be {protocol.WAIT_UNTIL[request['until']]}"
             conn.timer = self.loop.call_at(time.monotonic() + timeout / 1000,
-                                           lambda: self._finish(conn, protocol.timed_out(what)))
+                                           lambda: self._wait_timed_out(conn, request))
+
+    def _wait_timed_out(self, conn: _Connection, request: dict) -> None:
+        """Name only the services that are late (all of them with --any)."""
+        condition = _condition(request["until"])
+        services = self.supervisor.services
+        late = [n for n in request["names"] if n not in services or not condition(services[n])]
+        what = f"{'any of ' if request.get('any') and len(late) > 1 else ''}{', '.join(late)} to be " \
+               f"{protocol.WAIT_UNTIL[request['until']]}"
+        if self.booting is not None:
+            what += f" (still booting: init script {self.booting} is running)"
+        self._finish(conn, protocol.timed_out(what))
 
     def _check_waiters(self) -> None:
         for conn in list(self._connections.values()):
             if conn.waiter is not None and conn.waiter():
                 self._finish(conn, {"ok": True})
+
+
+def _open_spare() -> int | None:
+    try:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _fd_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _refuse(sock: socket.socket) -> None:
+    """Tell a client ignity is out of file descriptors, without anything that needs one."""
+    try:
+        sock.send(protocol.error_line("ignity is out of file descriptors: try again later, or "
+                                      "raise its limit (docker run --ulimit nofile=N)"),
+                  socket.MSG_DONTWAIT)
+    except OSError:
+        pass

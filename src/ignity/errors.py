@@ -11,6 +11,7 @@ import signal
 import stat
 
 EXIT_USAGE = 2
+EXIT_BOOTING = 3  # a control command while the init scripts run (services do not exist yet)
 EXIT_TIMEOUT = 99
 EXIT_CONFIG = 100  # permanent: bad setting, unusable configuration (s6: 100)
 EXIT_NO_SERVICE = 100

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .errors import EXIT_NO_SERVICE, EXIT_TIMEOUT, EXIT_USAGE
+from .errors import EXIT_BOOTING, EXIT_NO_SERVICE, EXIT_TIMEOUT, EXIT_USAGE
 
 VERSION = 1
 MAX_REQUEST = 64 * 1024
@@ -66,6 +66,13 @@ def encode(message: dict) -> bytes:
 
 def error_reply(message: str, code: int = FAILURE) -> dict:
     return {"ok": False, "code": code, "error": message}
+
+
+def error_line(message: str, code: int = FAILURE) -> bytes:
+    """``encode(error_reply(...))`` without ``json``: a refusal sent while ignity is short of file
+    descriptors, when importing ``json`` (which opens files) would fail too."""
+    text = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "?" for c in message)
+    return b'{"ok":false,"code":%d,"error":"%s"}\n' % (code, text.encode())
 
 
 def decode_request(line: bytes) -> dict:
@@ -118,3 +125,8 @@ def no_such_service(name: str) -> ProtocolError:
 
 def timed_out(what: str) -> dict:
     return error_reply(f"timed out waiting for {what}", EXIT_TIMEOUT)
+
+
+def booting(script: str) -> ProtocolError:
+    return ProtocolError(f"the container is booting (init script {script} is running; services "
+                         "start after the init scripts)", EXIT_BOOTING)

@@ -8,15 +8,16 @@ there is nothing left to wait for.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
 import time
 
-from . import confdir, envdir, log, scripts, servicedir, spawn
+from . import confdir, envdir, fdlimit, log, scripts, servicedir, spawn
 from .control import ControlServer
 from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code
-from .loop import Loop
+from .loop import Loop, Timer
 from .s6compat import Compat
 from .settings import DEFAULT_PATH, Settings
 from .supervisor import Supervisor
@@ -49,9 +50,12 @@ class Init:
         self.stop_signal: int | None = None    # the signal that asked for the shutdown
         self.stopping = False                  # a reason to enter stage 3 has come
         self.halt_code: int | None = None      # `ignity halt --exit-code` / halt-on-exit
+        self.halted = False                    # the shutdown came from a halt
         self.cmd_pid: int | None = None
         self.cmd_status: int | None = None     # exit status of the CMD (0-255), once known
         self.script_pgid: int | None = None    # the init script running now, for signals
+        self.script_kill: Timer | None = None  # its SIGKILL, once a shutdown was asked for
+        self.fd_budget: fdlimit.Budget | None = None
 
     # ---- entry point ----------------------------------------------------------------------------
     def run(self) -> int:
@@ -68,6 +72,11 @@ class Init:
             code = e.code
         except ConfigError as e:
             log.fatal(str(e))
+            code = EXIT_CONFIG
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            log.fatal(self._fd_shortage())
             code = EXIT_CONFIG
         except Exception as e:
             log.fatal(f"internal error: {type(e).__name__}: {e}")
@@ -187,7 +196,12 @@ class Init:
             return
         if self.compat is not None:
             self.compat.copy_services(servicedir.copy_tree, settings.state_dir, settings.conf("services"))
+        self.fd_budget = fdlimit.Budget(settings.conf("services"))
+        limit = fdlimit.limit()
+        if not fdlimit.unlimited(limit) and self.fd_budget.needed > limit:
+            raise ConfigError(self.fd_budget.shortage(limit))
         self.supervisor.load(settings.conf("services"))
+        self.control.booted()
         self.supervisor.start_all()
         if not self.cmd:
             log.lifecycle("booted, no CMD: running until told to stop")
@@ -216,9 +230,25 @@ class Init:
 
     def _run_init(self, path: str, base_env: dict[str, str], argv: list[str] | None = None) -> int:
         """One init script (or cont-init.d script, or command line), signals passed to its group."""
+        name = os.path.basename(path)
+        self.control.set_booting(name)
         code = scripts.run(self.loop, path, self._env(base_env), started=self._script_started, argv=argv)
         self.script_pgid = None
+        if self.script_kill is not None:
+            self.script_kill.cancel()
+        if self.halted:
+            # a halt is a shutdown asked for, not a failure: its status, whatever the script's
+            log.lifecycle(f"boot stopped: halt requested while init script {name} ran")
+            raise InitFailed(self.halt_code or 0)
         return code
+    def _fd_shortage(self) -> str:
+        """What an EMFILE in stage 2 means, and the fix (the budget is known once the init
+        scripts ran; before, the limit alone is said)."""
+        limit = fdlimit.limit()
+        if self.fd_budget is not None:
+            return self.fd_budget.shortage(limit)
+        return (f"out of file descriptors: the limit (RLIMIT_NOFILE) is {limit}: raise it, e.g. "
+                f"docker run --ulimit nofile={fdlimit.SUGGESTED_MIN}")
 
     def _script_started(self, pid: int) -> None:
         self.script_pgid = pid
@@ -229,6 +259,8 @@ class Init:
         if not self.loop.run_until(lambda: self.stopping or self.supervisor.all_ready(), maxtime):
             names = ", ".join(self.supervisor.not_ready())
             log.warn(f"services not ready after {maxtime * 1000:.0f} ms: {names} (starting the CMD anyway)")
+        elif self.halted:
+            log.lifecycle("halt requested while waiting for the services: the CMD is not started")
 
     def _start_cmd(self, env: dict[str, str]) -> None:
         tty_fd = 0 if _is_tty(0) else None
@@ -262,12 +294,28 @@ class Init:
             spawn.kill(self.cmd_pid, signum, group=True)  # S6_CMD_RECEIVE_SIGNALS: the CMD's exit stops us
             return
         if self.script_pgid is not None:
-            spawn.kill(self.script_pgid, signum, group=True)  # SPEC §11.10
+            self._stop_script(signum)  # SPEC §11.10
         elif self.cmd_pid is not None:
             # SPEC §3 stage 3.1: the CMD's group gets the signal that triggered the shutdown; a
             # second signal during shutdown is passed on the same way
             spawn.kill(self.cmd_pid, signum, group=True)
         self._request_stop(signum)
+
+    def _stop_script(self, signum: int) -> None:
+        """A shutdown asked for while an init script runs: the signal to its group now, SIGKILL
+        after IGNITY_KILL_GRACETIME, so a script that ignores it cannot hold the boot forever."""
+        pgid = self.script_pgid
+        assert pgid is not None
+        spawn.kill(pgid, signum, group=True)
+        if self.script_kill is None or self.script_kill.cancelled:
+            grace = self.settings.kill_gracetime_ms / 1000
+
+            def kill() -> None:
+                log.warn(f"init script still running {grace * 1000:.0f} ms after the shutdown was "
+                         "asked for: sending SIGKILL")
+                spawn.kill(pgid, signal.SIGKILL, group=True)
+
+            self.script_kill = self.loop.call_later(grace, kill)
 
     def _on_forwarded_signal(self, signum: int) -> None:
         if self.cmd_pid is not None:
@@ -279,8 +327,12 @@ class Init:
         """`ignity halt [--exit-code N]`, or a halt-on-exit service that ended with ``code``."""
         if self.halt_code is None and code is not None:
             self.halt_code = code
-        if not self.stopping and self.cmd_pid is not None:
-            spawn.kill(self.cmd_pid, signal.SIGTERM, group=True)  # SPEC §3 stage 3.1: SIGTERM for halt
+        if not self.stopping:
+            self.halted = True
+            if self.cmd_pid is not None:
+                spawn.kill(self.cmd_pid, signal.SIGTERM, group=True)  # SPEC §3 stage 3.1: SIGTERM for halt
+            elif self.script_pgid is not None:
+                self._stop_script(signal.SIGTERM)  # as a SIGTERM would (SPEC §11.10)
         self._request_stop(None)
 
     # ---- stage 3 ------------------------------------------------------------------------------------

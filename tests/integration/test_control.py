@@ -263,3 +263,57 @@ def test_non_owner_is_refused(ct):
         assert "permission denied" in r.stderr.lower(), r.stderr
     assert ct.status("svc")["svc"]["state"] == "up"
     assert ct.stop() == 0, ct.diag()
+
+
+def test_commands_during_boot(ct):
+    """Issue 10.5 (docs/control.md): while an init script runs, `status` says the container is
+    booting and which script runs, exit 3 (JSON: "booting"); `svc` is refused with 3; `wait`
+    waits for the services to exist within its timeout instead of exiting 100 at once."""
+    ct.init("10-slow", f"touch {ct.out}/started; until [ -e {ct.out}/go ]; do sleep 0.02; done")
+    ct.service("web", "exec sleep 1000")
+    ct.start()
+    ct.wait_file("started")
+    wait_for(lambda: ct.socket.exists(), BOOT_S, "the control socket")
+    r = ct.ctl("status")
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    assert "booting" in r.stdout and "10-slow" in r.stdout, r.stdout
+    doc = json.loads(ct.ctl("status", "--json").stdout)
+    assert doc == {"services": [], "booting": "10-slow"}, doc
+    r = ct.ctl("svc", "-d", "web")
+    assert r.returncode == 3 and "booting" in r.stderr, (r.returncode, r.stderr)
+    # a short wait times out naming the service and the boot, it is not "no such service"
+    r = ct.ctl("wait", "-u", "-t", "200", "web")
+    assert r.returncode == 99 and "web" in r.stderr and "booting" in r.stderr, (r.returncode, r.stderr)
+    waiter = subprocess.Popen([NSENTER, "-t", str(ct.pid1), "-p", "-m", "--", PY, "-m", "ignity",
+                               "wait", "-u", "-t", "10000", "web"],
+                              env={"PATH": f"{VENV_BIN}:{STD_PATH}", "IGNITY_RUN_DIR": str(ct.run_dir)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ghost = subprocess.Popen([NSENTER, "-t", str(ct.pid1), "-p", "-m", "--", PY, "-m", "ignity",
+                              "wait", "-u", "-t", "10000", "ghost"],
+                             env={"PATH": f"{VENV_BIN}:{STD_PATH}", "IGNITY_RUN_DIR": str(ct.run_dir)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        assert waiter.poll() is None and ghost.poll() is None, "wait returned during boot"
+        (ct.out / "go").touch()
+        assert waiter.wait(10) == 0, waiter.stderr.read()
+        assert ghost.wait(10) == 100, ghost.stderr.read()
+    finally:
+        for p in (waiter, ghost):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert ct.ctl("status").returncode == 0
+    assert ct.stop() == 0, ct.diag()
+
+
+def test_wait_timeout_names_only_the_late_services(ct):
+    """Issue 10.6: `ignity wait` on timeout names the services that are late, not every name."""
+    ct.service("early", "exec sleep 1000")
+    ct.service("late", "exec sleep 1000", down=True)
+    ct.start()
+    ct.wait_up("early")
+    r = ct.ctl("wait", "-u", "-t", "200", "early", "late")
+    assert r.returncode == 99, r.stderr
+    assert "late" in r.stderr and "early" not in r.stderr, r.stderr
+    assert ct.stop() == 0, ct.diag()

@@ -104,3 +104,45 @@ def test_finalize_scripts_run_on_signal_shutdown_without_cmd(ct):
     ct.wait_socket()
     assert ct.stop() == 0, ct.diag()
     assert ct.read("fin") == "fin\n"
+
+
+def test_halt_during_init_script_is_a_shutdown(ct):
+    """Issue 9.5 (docs/init.md): `ignity halt --exit-code 7` while an init script runs: the
+    script's group gets SIGTERM at once, nothing later starts, the container exits 7 (not the
+    script's 143) and the message says a halt was requested."""
+    ct.init("10-slow", f"trap 'echo term > {ct.out}/term; exit 0' TERM; touch {ct.out}/started; {LOOP}")
+    ct.init("20-later", f"echo later > {ct.out}/later")
+    ct.service("svc", f"echo svc > {ct.out}/svc; exec sleep 1000")
+    ct.start("/bin/sh", "-c", f"echo cmd > {ct.out}/cmd")
+    ct.wait_file("started")
+    began = time.monotonic()
+    ct.ctl("halt", "--exit-code", "7")  # its own status is not asserted: the shutdown may kill it
+    assert ct.wait() == 7, ct.diag()
+    assert time.monotonic() - began < 5
+    assert ct.read("term") == "term\n"
+    assert (ct.read("later"), ct.read("svc"), ct.read("cmd")) == ("", "", "")
+    assert "halt requested" in ct.stderr and "failed with status" not in ct.stderr, ct.stderr
+
+
+def test_halt_during_init_script_that_ignores_term(ct):
+    """Issue 9.5: a script that ignores SIGTERM and never ends: the halt still ends the boot (the
+    script is killed in stage 3) and the status is the halt's default, 0."""
+    ct.init("10-stuck", f"trap '' TERM; touch {ct.out}/started; {LOOP}")
+    ct.start("/bin/sh", "-c", f"echo cmd > {ct.out}/cmd", env={"IGNITY_KILL_GRACETIME": "300"})
+    ct.wait_file("started")
+    ct.ctl("halt")
+    assert ct.wait() == 0, ct.diag()
+    assert ct.read("cmd") == ""
+
+
+def test_halt_while_waiting_for_services_before_the_cmd(ct):
+    """Issue 9.5: a halt during IGNITY_CMD_WAIT_FOR_SERVICES: the CMD never starts, the status is
+    the halt's, and the message says why."""
+    ct.service("never", "exec sleep 1000", notification_fd=3)
+    ct.start("/bin/sh", "-c", f"echo cmd > {ct.out}/cmd",
+             env={"IGNITY_CMD_WAIT_FOR_SERVICES": "1", "IGNITY_CMD_WAIT_FOR_SERVICES_MAXTIME": "20000"})
+    ct.wait_up("never")
+    ct.ctl("halt", "--exit-code", "5")
+    assert ct.wait() == 5, ct.diag()
+    assert ct.read("cmd") == ""
+    assert "halt requested" in ct.stderr, ct.stderr
