@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build dist/ignity-VERSION.tar.gz: an offline installer for container images.
+# Build dist/ignity-VERSION.tar.gz (and the same as dist/ignity.tar.gz): an offline installer for
+# container images.
 #
 #   ignity-VERSION/install.sh           the installer (POSIX sh; needs only python3 >= 3.9 in the image)
 #   ignity-VERSION/rootfs/etc/ignity/   the configuration skeleton
@@ -107,6 +108,9 @@ tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$mtime" \
   -C "$WORK" -cf - "$NAME" | gzip -n -9 > "$OUT_DIR/$NAME.tar.gz"
 
 (cd "$OUT_DIR" && sha256sum "$NAME.tar.gz" > "$NAME.tar.gz.sha256")
+# the same archive under a name without the version, for Dockerfiles that must not change at
+# each release (its top directory is still ignity-VERSION: unpack with --strip-components=1)
+cp "$OUT_DIR/$NAME.tar.gz" "$OUT_DIR/ignity.tar.gz"
 
 count=$(find "$STAGE/wheels" -name '*.whl' | wc -l)
 size=$(du -k "$OUT_DIR/$NAME.tar.gz" | cut -f1)

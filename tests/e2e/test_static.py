@@ -36,8 +36,8 @@ def test_launchers_match_the_console_scripts():
         assert entry == f"ignity.cli:{functions[links[name]]}", name
 
 
-def test_dockerfile_example_version_is_the_projects():
-    version = re.search(r'(?m)^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+def test_dockerfile_example_takes_the_stable_package_name():
     dockerfile = (ROOT / "Dockerfile.example").read_text()
-    assert f"ARG IGNITY_VERSION={version}\n" in dockerfile
+    assert "dist/ignity.tar.gz" in (ROOT / ".dockerignore").read_text()
+    assert "/ignity.tar.gz " in dockerfile and "IGNITY_VERSION" not in dockerfile
     assert 'ENTRYPOINT ["/init"]' in dockerfile
