@@ -67,3 +67,24 @@ def quickstart() -> dict[str, str]:
     demo, test = cmds
     assert "demo" in demo and "test" in test, cmds
     return {"demo": demo, "test": test}
+
+
+# An example in the docs is a fenced block with a language; the line just before its fence says
+# how a test runs it (blocks of `text` are synopses, layouts and output, not examples):
+#   <!-- example: file PATH -->      the block is the file PATH of the repository, verbatim
+#   <!-- example: part PATH -->      the block's lines are consecutive lines of PATH
+#   <!-- example: build -->          a Dockerfile, built by tests/e2e/test_docs_examples.py
+#   <!-- example: run -->            shell commands, run in order by tests/e2e/test_docs_examples.py
+#   <!-- example: covered-by TEST -->  what the test function TEST (in tests/) runs
+MARKER = re.compile(r"<!-- example: (file|part|build|run|covered-by)(?: (\S+))? -->")
+
+
+def marker(block: Block) -> tuple[str, str | None] | None:
+    lines = block.doc.read_text(encoding="utf-8").splitlines()
+    before = lines[block.line - 2] if block.line >= 2 else ""
+    m = MARKER.fullmatch(before.strip())
+    return (m.group(1), m.group(2)) if m else None
+
+
+def examples(kind: str) -> list[Block]:
+    return [b for b in all_blocks() if (marker(b) or ("",))[0] == kind]
