@@ -71,6 +71,8 @@ INSTALLS = {
     "python-path": ("--python /usr/bin/python3", "/opt/ignity", "/usr/bin", "/init", "/etc/ignity"),
     "python-name": ("--python python3", "/opt/ignity", "/usr/bin", "/init", "/etc/ignity"),
     "no-skeleton": ("--no-skeleton", "/opt/ignity", "/usr/bin", "/init", None),
+    "s6-compat": ("--s6-compat", "/opt/ignity", "/usr/bin", "/init", "/etc/ignity"),
+    "s6-compat-root": ("--s6-compat --s6-root /stage", "/opt/ignity", "/usr/bin", "/init", "/etc/ignity"),
 }
 
 CHECK = r"""
@@ -92,6 +94,10 @@ if [ -n "$CONF" ]; then
 else
   [ ! -e /etc/ignity ] || fail "--no-skeleton made /etc/ignity"
 fi
+if [ -n "$S6" ]; then
+  [ -x "${S6%/}/command/s6-svc" ] || fail "--s6-compat: no ${S6%/}/command/s6-svc"
+  [ -f "$CONF/s6-compat" ] || fail "--s6-compat: no $CONF/s6-compat"
+fi
 install $OPTS
 stray=$(find / -xdev \( -name '*.ignity-new' -o -name '*.new' -o -name '.lib.*' \) -print 2>/dev/null |
   grep -v '^/proc' || true)
@@ -101,15 +107,22 @@ for f in "$INIT" "$BIN/ignity" "$BIN/with-env" "$BIN/with-contenv" "$BIN/preboot
          "$PREFIX/lib" "$PREFIX/.ignity-install"; do
   [ ! -e "$f" ] && [ ! -L "$f" ] || fail "$f left after --uninstall"
 done
+if [ -n "$S6" ] && [ -e "${S6%/}/command/s6-svc" ]; then fail "${S6%/}/command/s6-svc left after --uninstall"; fi
 echo OK
 """
+
+
+def check_env(**values: str) -> tuple[str, ...]:
+    """podman -e options for CHECK."""
+    return tuple(opt for k, v in values.items() for opt in ("-e", f"{k}={v}"))
 
 
 @pytest.mark.parametrize("case", INSTALLS)
 def test_install_options(podman, package_dir, case):
     opts, prefix, bin_dir, init, conf = INSTALLS[case]
-    env = ("-e", f"OPTS={opts}", "-e", f"PREFIX={prefix}", "-e", f"BIN={bin_dir}", "-e", f"INIT={init}",
-           "-e", f"CONF={conf or ''}", "-e", "SRC=/pkg")
+    # where --s6-compat puts /command: / or --s6-root's
+    s6 = (opts.split("--s6-root ")[1].split()[0] if "--s6-root" in opts else "/") if "--s6-compat" in opts else ""
+    env = check_env(OPTS=opts, PREFIX=prefix, BIN=bin_dir, INIT=init, CONF=conf or "", SRC="/pkg", S6=s6)
     proc = podman.run(BASE, "sh", "-c", CHECK, opts=("-v", f"{package_dir}:/pkg:ro", *env))
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
 
@@ -122,8 +135,8 @@ def test_install_from_a_source_checkout_with_wheels(podman, package, tmp_path):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "src" / "ignity", src / "src" / "ignity", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "rootfs", src / "rootfs")
-    env = ("-e", "OPTS=--wheels /wheels", "-e", "PREFIX=/opt/ignity", "-e", "BIN=/usr/bin", "-e", "INIT=/init",
-           "-e", "CONF=/etc/ignity", "-e", "SRC=/src")
+    env = check_env(OPTS="--wheels /wheels", PREFIX="/opt/ignity", BIN="/usr/bin", INIT="/init", CONF="/etc/ignity",
+                    SRC="/src", S6="")
     proc = podman.run(BASE, "sh", "-c", CHECK, opts=(
         "-v", f"{src}:/src:ro", "-v", f"{ROOT / 'dist' / 'wheels'}:/wheels:ro", *env))
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
