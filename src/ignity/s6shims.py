@@ -485,6 +485,27 @@ def execlineb(args: list[str]) -> int:
     return S6_SYSTEM
 
 
+def s6rc_program(which: str, argv0: str, args: list[str]) -> int:
+    """A translated s6-rc oneshot's ``up``/``down``: this launcher, linked under that name in the
+    service directory, runs the s6-rc file kept beside it (``s6-rc-up``, ``s6-rc-down``) as
+    s6-rc does, ``execlineb -P``: a real execlineb when the image has one, else the single command."""
+    if args:
+        raise Usage(f"takes no argument, got {args[0]!r}")
+    path = os.path.join(os.path.dirname(os.path.abspath(argv0)), f"s6-rc-{which}")
+    real = _real_execlineb()
+    if real is not None:
+        _exec([real, "-P", path], dict(os.environ))
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except OSError as e:
+        raise IgnityError(f"unable to read {path}: {e.strerror}", S6_SYSTEM) from None
+    argv = run_line(text, f"the s6-rc {which} file of {os.path.basename(os.path.dirname(path))}")
+    if argv:
+        _exec(argv, dict(os.environ))
+    return 0
+
+
 def run_line(text: str, where: str) -> list[str]:
     """The argv of a single-command execline text; an IgnityError naming ``where`` and the
     execline package when it is more than that."""
@@ -549,12 +570,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     name = os.path.basename(argv[0])
     args = argv[1:]
-    if name not in COMMANDS:  # `ignity-s6 NAME ARGS...`
+    if name not in COMMANDS and name not in ("up", "down"):  # `ignity-s6 NAME ARGS...`
         if not args or args[0] not in COMMANDS:
             sys.stderr.write(f"usage: ignity-s6 COMMAND [ARGS...], COMMAND one of: {' '.join(sorted(COMMANDS))}\n")
             return S6_USAGE
         name, args = args[0], args[1:]
     try:
+        if name in ("up", "down"):
+            return s6rc_program(name, argv[0], args)
         return COMMANDS[name](args)
     except Usage as e:
         sys.stderr.write(f"{name}: usage: {e}\n")
