@@ -258,6 +258,10 @@ class Init:
         assert self.supervisor is not None
         if not self.loop.run_until(lambda: self.stopping or self.supervisor.all_ready(), maxtime):
             names = ", ".join(self.supervisor.not_ready())
+            if self.compat is not None and self.compat.s6.behaviour >= 2:
+                log.lifecycle(f"services not ready after {maxtime * 1000:.0f} ms: {names}: stopping "
+                              "(S6_BEHAVIOUR_IF_STAGE2_FAILS=2)")
+                raise InitFailed(1)
             log.warn(f"services not ready after {maxtime * 1000:.0f} ms: {names} (starting the CMD anyway)")
         elif self.halted:
             log.lifecycle("halt requested while waiting for the services: the CMD is not started")

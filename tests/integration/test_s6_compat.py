@@ -226,3 +226,18 @@ def test_logutil_service_logs_as_nobody(ct):
     line = (logs / "app" / "current").read_text().splitlines()[0]
     assert line.endswith("Z hello from app") and line[:4].isdigit(), line
     assert (logs / "app" / "current").stat().st_uid == 65534
+
+
+def test_services_not_ready_stop_the_boot_with_behaviour_2(ct):
+    """S6_CMD_WAIT_FOR_SERVICES with a bound: a service never ready stops the boot (1) under
+    S6_BEHAVIOUR_IF_STAGE2_FAILS=2; ignity's own rule (start the CMD anyway) otherwise."""
+    img = S6Image(ct)
+    img.file("etc/services.d/slow/run", "exec sleep 100")
+    img.file("etc/services.d/slow/notification-fd", "3\n", mode=0o644)
+    wait = {"S6_CMD_WAIT_FOR_SERVICES": "1", "S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "300"}
+    ct.start("/bin/sh", "-c", f"echo cmd > {ct.out}/cmd", env=img.env(**wait, S6_BEHAVIOUR_IF_STAGE2_FAILS="2"))
+    assert ct.wait() == 1, ct.diag()
+    assert ct.read("cmd") == ""
+    ct.start("/bin/sh", "-c", f"echo cmd > {ct.out}/cmd", env=img.env(**wait))
+    assert ct.wait() == 0, ct.diag()
+    assert ct.read("cmd") == "cmd\n"
