@@ -247,12 +247,13 @@ class Supervisor:
                     os.close(fd)
             self._failed_start(svc, self._start_error(e, svc.spec.run))
             return
-        if ready_w is not None:
-            os.close(ready_w)
-            self._watch_ready(svc, ready_r)
+        # the exit callback first: nothing that can fail may stand between a spawn and it
         self.loop.on_exit(pid, lambda status: self._on_run_exit(svc, status))
         self.feed(svc, Event.SPAWNED, pid)
         log.info(f"service {svc.name}: started, pid {pid}")
+        if ready_w is not None:
+            os.close(ready_w)
+            self._watch_ready(svc, ready_r)
 
     @staticmethod
     def _start_error(e: Exception, program: str) -> str:
@@ -343,21 +344,27 @@ class Supervisor:
     # ---- readiness (notification-fd) -----------------------------------------------------------
     def _watch_ready(self, svc: Service, fd: int) -> None:
         svc.ready_fd = fd
+        try:
+            self.loop.add_reader(fd, lambda: self._ready_readable(svc, fd))
+        except OSError as e:  # epoll_ctl: ENOMEM, ENOSPC (max_user_watches)
+            svc.ready_fd = None
+            self.loop.remove_reader(fd)  # forget the callback; the selector has nothing registered
+            os.close(fd)
+            log.warn(f"service {svc.name}: unable to watch its notification fd: {e.strerror or e} "
+                     "(it runs, but will not be seen ready until its next start)")
 
-        def readable() -> None:
-            try:
-                data = os.read(fd, READY_READ_MAX)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if b"\n" in data:
-                self._unwatch_ready(svc)
-                self.feed(svc, Event.READY)
-            elif not data:
-                self._unwatch_ready(svc)  # closed without a newline: never ready this time
-
-        self.loop.add_reader(fd, readable)
+    def _ready_readable(self, svc: Service, fd: int) -> None:
+        try:
+            data = os.read(fd, READY_READ_MAX)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if b"\n" in data:
+            self._unwatch_ready(svc)
+            self.feed(svc, Event.READY)
+        elif not data:
+            self._unwatch_ready(svc)  # closed without a newline: never ready this time
 
     def _unwatch_ready(self, svc: Service) -> None:
         fd, svc.ready_fd = svc.ready_fd, None
