@@ -7,9 +7,11 @@ sets them once in ``__init__`` through ``_set``. This module must not depend on 
 
 from __future__ import annotations
 
-from typing import TypeVar
+TYPE_CHECKING = False  # typing costs ~7 ms to import: only type checkers read what it guards
+if TYPE_CHECKING:
+    from typing import TypeVar
 
-R = TypeVar("R", bound="Record")
+    R = TypeVar("R", bound="Record")
 
 
 class Record:

@@ -33,11 +33,11 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .record import Record
 from .servicedir import ServiceSpec
 
+TYPE_CHECKING = False  # without importing typing (~7 ms at start-up)
 if TYPE_CHECKING:
     from .loop import Timer
 
