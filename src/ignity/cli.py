@@ -14,7 +14,7 @@ from . import log, settings
 from .errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_USAGE, ConfigError, IgnityError
 
 SVC_FLAGS = {
-    "-u": ("up", None), "-d": ("down", None), "-r": ("restart", None), "-o": ("once", None),
+    "-u": ("up", None), "-d": ("down", None), "-r": ("restart", None), "-o": ("once", None), "-a": ("alarm", None),
     "-k": ("signal", signal.SIGKILL), "-t": ("signal", signal.SIGTERM), "-h": ("signal", signal.SIGHUP),
     "-i": ("signal", signal.SIGINT), "-q": ("signal", signal.SIGQUIT), "-1": ("signal", signal.SIGUSR1),
     "-2": ("signal", signal.SIGUSR2), "-p": ("signal", signal.SIGSTOP), "-c": ("signal", signal.SIGCONT),
@@ -24,8 +24,9 @@ USAGE = """usage: ignity COMMAND [ARGS...]
 
 commands:
   init [CMD ARGS...]                  run as the container's init (what /init runs)
-  svc -u|-d|-r|-o|-k|-t|-h|-i|-q|-1|-2|-p|-c NAME...
-                                      up, down, restart, once; send KILL TERM HUP INT QUIT USR1 USR2 STOP CONT
+  svc -u|-d|-r|-o|-a|-k|-t|-h|-i|-q|-1|-2|-p|-c NAME...
+                                      up, down, restart, once, alarm (rotate the log);
+                                      send KILL TERM HUP INT QUIT USR1 USR2 STOP CONT
   status [--json] [NAME...]           state, pid, uptime, ready, restarts, last exit of services
   wait -u|-U|-d|-D [-t MS] [--any] NAME...
                                       block until up / ready / down / down with finish done (99: timeout)
@@ -180,7 +181,7 @@ def _control_request(command: str, args: list[str]) -> dict:
             else:
                 names.append(arg)
         if len(actions) != 1 or not names:
-            raise UsageError("svc: needs exactly one of -u -d -r -o -k -t -h -i -q -1 -2 -p -c, and NAME...")
+            raise UsageError("svc: needs exactly one of -u -d -r -o -a -k -t -h -i -q -1 -2 -p -c, and NAME...")
         action, signum = actions[0]
         message = {"cmd": "svc", "action": action, "names": names}
         if signum is not None:

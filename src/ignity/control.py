@@ -343,6 +343,8 @@ class ControlServer:
         for name in names:
             if request["action"] == "signal":
                 self.supervisor.send_signal(name, request["signal"])
+            elif request["action"] == "alarm":
+                self.supervisor.rotate(name)
             else:
                 self.supervisor.command(name, request["action"])
         return {"ok": True}

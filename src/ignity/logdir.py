@@ -31,6 +31,12 @@ import time
 from . import log
 from .logformat import tai64n
 
+# while writes fail, try again at most this often (the lines in between are dropped and counted):
+# a full disk is not retried at the pace of the service's output
+RETRY_S = 1.0
+# a full file system counts as writable again only with this much room beyond the lines to write:
+# with less, the last free bytes of a page take a line or two, and the episode would flap
+RESUME_FREE_BYTES = 16 * 1024
 MODE_WRITING = 0o644
 MODE_DONE = 0o744  # user-execute: finished (s6-log's mark)
 CURRENT = "current"
@@ -64,6 +70,8 @@ class LogDir:
         self.size = 0
         self.lost = 0             # lines dropped in the current episode of failure
         self.failure: str | None = None
+        self._full = False        # the failure is a full file system (ENOSPC, EDQUOT)
+        self._retry_at = 0.0
         self._lock_fd: int | None = None
         self._recovered = False   # the leftovers of an earlier run were archived
         self._last_label = 0
@@ -71,6 +79,9 @@ class LogDir:
     # ---- writing --------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         """Append whole lines (``data`` ends with a newline), rotating as needed."""
+        if self.failure is not None and not self._may_retry(len(data)):
+            self.lost += data.count(b"\n")
+            return
         start = 0
         try:
             if self.fd is None:
@@ -227,11 +238,26 @@ class LogDir:
                 pass
 
     # ---- failure --------------------------------------------------------------------------------
+    def _may_retry(self, size: int) -> bool:
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        self._retry_at = now + RETRY_S
+        if not self._full:
+            return True
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return True  # let the write say what is wrong now
+        return st.f_bavail * st.f_frsize >= size + RESUME_FREE_BYTES
+
     def _fail(self, e: OSError, lines: int) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None  # the next write opens current again (it may be gone, or writable again)
         self.lost += lines
+        self._full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        self._retry_at = time.monotonic() + RETRY_S
         reason = e.strerror or str(e)
         if self.failure is None:
             self.failure = reason

@@ -114,6 +114,7 @@ class Pump:
         self.dir = LogDir(config.directory, config.max_size, config.keep, what) if config.directory else None
         self.stdout = stdout if config.stdout else None
         self.reading = False
+        self.closed = False
         self.ended = False                    # end of input seen
         self.bytes_in = 0
         # lines waiting for stdout: the unwritten end of a started line, the lines not begun
@@ -133,7 +134,7 @@ class Pump:
         self._resume()
 
     def _resume(self) -> None:
-        if not self.reading and not self.ended and self.loop is not None:
+        if not self.reading and not self.ended and not self.closed and self.loop is not None:
             self.reading = True
             self.loop.add_reader(self.fd, self.readable)
 
@@ -224,6 +225,20 @@ class Pump:
         return len(self._fragment) + sum(map(len, self._pending)) + len(self.framer.partial)
 
     # ---- control --------------------------------------------------------------------------------
+    def reconfigure(self, config: LogConfig, stdout: Stdout | None) -> None:
+        """New knobs (read again at a restart of the service). A new directory, size or count
+        closes the old directory and opens the new one; stdout changes once nothing waits for it."""
+        old, self.config = self.config, config
+        if (config.directory, config.max_size, config.keep) != (old.directory, old.max_size, old.keep):
+            if self.dir is not None:
+                self.dir.close()
+            self.dir = LogDir(config.directory, config.max_size, config.keep, self.what) \
+                if config.directory else None
+            if self.dir is not None:
+                self.dir.prepare()
+        if not (self._fragment or self._pending):
+            self.stdout = stdout if config.stdout else None
+
     def rotate(self) -> None:
         if self.dir is not None:
             self.dir.rotate_now()
@@ -242,6 +257,9 @@ class Pump:
         """End of this log: drain (unless told not to: a stop signal means now), write the last
         partial line, close the directory cleanly. What stdout still refuses after one last try
         is counted lost."""
+        if self.closed:
+            return
+        self.closed = True
         if drain:
             self.drain()
         self._pause()

@@ -4,7 +4,7 @@ One request per connection: a single line of JSON, at most ``MAX_REQUEST`` bytes
 terminated. One reply: a single line of JSON, then the server closes the connection.
 
 Requests (``v`` is the protocol version, 1):
-  {"v": 1, "cmd": "svc", "action": "up|down|once|restart|signal", "signal": N, "names": [...]}
+  {"v": 1, "cmd": "svc", "action": "up|down|once|restart|alarm|signal", "signal": N, "names": [...]}
   {"v": 1, "cmd": "status", "names": [...]}                  names empty = every service
   {"v": 1, "cmd": "wait", "until": "u|U|d|D", "timeout_ms": N|null, "any": bool, "names": [...]}
   {"v": 1, "cmd": "halt", "exit_code": N|null}
@@ -26,7 +26,7 @@ from .errors import EXIT_BOOTING, EXIT_NO_SERVICE, EXIT_TIMEOUT, EXIT_USAGE
 VERSION = 1
 MAX_REQUEST = 64 * 1024
 COMMANDS = ("svc", "status", "wait", "halt", "rescan")
-SVC_ACTIONS = ("up", "down", "once", "restart", "signal")
+SVC_ACTIONS = ("up", "down", "once", "restart", "alarm", "signal")
 WAIT_UNTIL = {"u": "up", "U": "ready", "d": "down", "D": "down, finish done"}
 
 FAILURE = 1

@@ -39,6 +39,7 @@ from .servicedir import ServiceSpec
 
 TYPE_CHECKING = False  # without importing typing (~7 ms at start-up)
 if TYPE_CHECKING:
+    from .logpump import Pump
     from .loop import Timer
 
 RESTART_THROTTLE_S = 1.0  # SPEC §7: at most one start of `run` per second
@@ -133,13 +134,15 @@ class Service:
     - the supervisor's resources, which handlers never read or write: ``timer`` (the loop timer
       armed for ``deadline``), ``ready_fd`` (read end of the notification pipe while ``run`` is
       up), ``log_read``/``log_write`` (the logger pipe, held by the service's record so that
-      neither side's restart loses data; the logger reads ``main.log_read``), ``spec_ok`` (False
-      while ``spec`` holds defaults standing in for knob files that could not be read: such a
-      service is not started on them) and ``removed`` (gone from services-state/ at a rescan).
+      neither side's restart loses data; the logger reads ``main.log_read``), ``pump`` (the
+      built-in logger reading ``log_read`` when ``log/`` has no ``run``, or the IGNITY_LOG_*
+      settings ask for one), ``spec_ok`` (False while ``spec`` holds defaults standing in for knob
+      files that could not be read: such a service is not started on them) and ``removed`` (gone
+      from services-state/ at a rescan).
     """
 
     __slots__ = ("deadline", "error", "failed", "finish_pid", "kill_deadline", "last_status", "log_read",
-                 "log_write", "logger", "main", "pgid", "pid", "ready", "ready_fd", "removed", "restarts",
+                 "log_write", "logger", "main", "pgid", "pid", "pump", "ready", "ready_fd", "removed", "restarts",
                  "shutting_down", "spawns", "spec", "spec_ok", "started_at", "state", "timer", "up_since",
                  "want")
 
@@ -170,6 +173,7 @@ class Service:
         self.log_read: int | None = None
         self.log_write: int | None = None
         self.spec_ok = not spec.unread
+        self.pump: Pump | None = None
         self.removed = False
 
     @property

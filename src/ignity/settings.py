@@ -25,20 +25,23 @@ class Settings(Record):
     """Immutable once read."""
 
     __slots__ = ("cmd_wait_for_services", "cmd_wait_for_services_maxtime_ms", "conf_dir", "envs_shared",
-                 "kill_finalize_maxtime_ms", "kill_gracetime_ms", "run_dir", "services_gracetime_ms",
-                 "skip_perms", "sync_disks", "templates_root", "user", "usermap_gid", "usermap_uid", "verbosity")
+                 "kill_finalize_maxtime_ms", "kill_gracetime_ms", "log_prefix", "log_timestamps", "run_dir",
+                 "services_gracetime_ms", "skip_perms", "sync_disks", "templates_root", "user", "usermap_gid",
+                 "usermap_uid", "verbosity")
 
     def __init__(self, *, conf_dir: str, run_dir: str, cmd_wait_for_services: bool = False,
                  cmd_wait_for_services_maxtime_ms: int = 5000, kill_finalize_maxtime_ms: int = 5000,
                  services_gracetime_ms: int = 5000, kill_gracetime_ms: int = 3000, skip_perms: bool = False,
                  sync_disks: bool = False, verbosity: int = 1, envs_shared: bool = False, user: str = "root",
-                 usermap_uid: int = 0, usermap_gid: int = 0, templates_root: str = "/"):
+                 usermap_uid: int = 0, usermap_gid: int = 0, templates_root: str = "/", log_prefix: bool = False,
+                 log_timestamps: str = "none"):
         self._set(conf_dir=conf_dir, run_dir=run_dir, cmd_wait_for_services=cmd_wait_for_services,
                   cmd_wait_for_services_maxtime_ms=cmd_wait_for_services_maxtime_ms,
                   kill_finalize_maxtime_ms=kill_finalize_maxtime_ms, services_gracetime_ms=services_gracetime_ms,
                   kill_gracetime_ms=kill_gracetime_ms, skip_perms=skip_perms, sync_disks=sync_disks,
                   verbosity=verbosity, envs_shared=envs_shared, user=user, usermap_uid=usermap_uid,
-                  usermap_gid=usermap_gid, templates_root=templates_root)
+                  usermap_gid=usermap_gid, templates_root=templates_root, log_prefix=log_prefix,
+                  log_timestamps=log_timestamps)
 
     @property
     def envdir(self) -> str:
@@ -130,4 +133,6 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         usermap_uid=_id(env, "USERMAP_UID"),
         usermap_gid=_id(env, "USERMAP_GID"),
         templates_root=_dir(env, "IGNITY_TEMPLATES_ROOT", "/"),
+        log_prefix=_flag(env, "IGNITY_LOG_PREFIX", False),
+        log_timestamps=_choice(env, "IGNITY_LOG_TIMESTAMPS", ("none", "iso", "tai64n"), "none"),
     )

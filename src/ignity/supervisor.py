@@ -20,8 +20,10 @@ import signal
 import time
 from collections.abc import Callable
 
-from . import log, servicedir, spawn
+from . import log, logconf, servicedir, spawn
 from .errors import EXIT_INTERNAL, SpawnError, describe, exit_code, signal_name
+from .logconf import LogConfig
+from .logpump import Pump, Stdout
 from .loop import Loop
 from .service import (
     STOP_CELLS,
@@ -56,6 +58,7 @@ class Supervisor:
         self.listeners: list[Callable[[], None]] = []   # told of every state change (ignity wait)
         self.shutting_down = False
         self._grace_deadline: float | None = None
+        self._stdout: Stdout | None = None  # the container's stdout for built-in logs, opened at first use
 
     # ---- the table of services ------------------------------------------------------------------
     def load(self, services_dir: str) -> None:
@@ -73,7 +76,7 @@ class Supervisor:
             svc = Service(spec, want=Want.DOWN if spec.down else Want.UP)
             self.services[name] = svc
             added.append(svc)
-            if spec.has_log:
+            if spec.has_log and not logconf.is_builtin(spec.log_dir):
                 logger_spec = servicedir.read_spec(f"{name}/log", spec.log_dir)
                 logger = Service(logger_spec, want=Want.DOWN if logger_spec.down else Want.UP, main=svc)
                 self.services[logger.name] = logger
@@ -194,7 +197,7 @@ class Supervisor:
             svc.timer = self.loop.call_at(svc.deadline, lambda: self.feed(svc, Event.DEADLINE))
 
     def _changed(self, svc: Service) -> None:
-        if self.shutting_down and svc.logger is not None and svc.state is State.DOWN:
+        if self.shutting_down and _logged(svc) and svc.state is State.DOWN:
             self._release_logger(svc)
         self._forget_if_done(svc)
         for listener in list(self.listeners):
@@ -211,10 +214,10 @@ class Supervisor:
             (log.warn if warn else log.info)(message)
 
     def _log_pipe(self, svc: Service) -> tuple[int | None, int | None]:
-        """(read end, write end) of the pipe between a service and its logger, made at the first
-        start of either; (None, None) without a logger."""
+        """(read end, write end) of the pipe between a service and its logger (process or
+        built-in), made at the first start of either; (None, None) without a logger."""
         main = svc.main or svc
-        if main.logger is None:
+        if main.logger is None and main.pump is None:
             return None, None
         if main.log_read is None and not self.shutting_down:
             main.log_read, main.log_write = os.pipe()  # close-on-exec; children get them by dup2
@@ -229,11 +232,14 @@ class Supervisor:
                 return
             spec = svc.spec
             fds = {0: spawn.devnull()}
+            self._builtin_log(svc)
             log_r, log_w = self._log_pipe(svc)
             if svc.is_logger and log_r is not None:
                 fds[0] = log_r
             elif log_w is not None:
                 fds[1] = log_w
+                if svc.pump is not None and svc.pump.config.stderr:
+                    fds[2] = log_w
             if spec.notification_fd is not None:
                 ready_r, ready_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
                 fds[spec.notification_fd] = ready_w
@@ -299,6 +305,11 @@ class Supervisor:
 
     def _on_run_exit(self, svc: Service, status: int) -> None:
         self._unwatch_ready(svc)
+        if svc.pump is not None:
+            # what run wrote is in the pipe now: out before the exit is reported, and an unfinished
+            # last line is not glued to the next run's first
+            svc.pump.drain()
+            svc.pump.flush_partial()
         on_its_own = svc.state is State.UP and not self.shutting_down
         if on_its_own:
             so_far = f" (restarted {svc.restarts} times so far)" if svc.restarts and svc.want is Want.UP else ""
@@ -323,6 +334,8 @@ class Supervisor:
             _log_r, log_w = self._log_pipe(svc)
             if log_w is not None and not svc.is_logger:
                 fds[1] = log_w
+                if svc.pump is not None and svc.pump.config.stderr:
+                    fds[2] = log_w
             pid = spawn.spawn(argv, self._env(), fds=fds, cwd=svc.spec.path, new_session=True)
         except (SpawnError, OSError) as e:
             self._report(svc, f"service {svc.name}: {self._start_error(e, svc.spec.finish)}")
@@ -340,6 +353,52 @@ class Supervisor:
             spawn.kill(svc.pid, signum)
         if svc.pgid is not None and signum != signal.SIGCONT:
             spawn.kill(svc.pgid, signal.SIGCONT, group=True)  # a stopped service must still get to its handler
+
+    # ---- the built-in logger ---------------------------------------------------------------------
+    def _log_config(self, svc: Service) -> LogConfig | None:
+        """What a service's built-in logger does: its ``log/`` knobs (a ``log/`` without ``run``),
+        or the IGNITY_LOG_* settings for a service without ``log/``; None: no built-in logger."""
+        if svc.is_logger or svc.logger is not None:
+            return None
+        if svc.spec.has_log:
+            return logconf.from_dir(svc.spec.log_dir, svc.name)
+        if self.settings.log_prefix or self.settings.log_timestamps != "none":
+            return logconf.for_stdout(svc.name, self.settings.log_prefix, self.settings.log_timestamps)
+        return None
+
+    def _builtin_log(self, svc: Service) -> None:
+        """Before each start of ``run``: the log knobs read fresh (as every knob); the pump and its
+        pipe made at the first start and kept across restarts, so no line is lost between runs."""
+        config = self._log_config(svc)
+        if config is None or self.shutting_down:
+            return
+        stdout = self._stdout_sink() if config.stdout else None
+        if svc.pump is not None:
+            svc.pump.reconfigure(config, stdout)
+            return
+        if svc.log_read is None:
+            svc.log_read, svc.log_write = os.pipe()
+        pump = Pump(self.loop, svc.log_read, config, f"log {svc.name}", stdout)
+        pump.start()  # only ignity reads this pipe: non-blocking is safe
+        svc.pump = pump
+
+    def _stdout_sink(self) -> Stdout | None:
+        if self._stdout is None:
+            try:
+                self._stdout = Stdout(self.loop)
+            except OSError as e:
+                log.warn(f"unable to use the container's stdout for logs: {e.strerror} (those lines are dropped)")
+                return None
+        return self._stdout
+
+    def rotate(self, name: str) -> None:
+        """``ignity svc -a``: a built-in log rotates; any other process gets SIGALRM (s6's alarm,
+        which rotates an s6-log or an ``ignity log``)."""
+        svc = self.services[name]
+        if svc.pump is not None:
+            svc.pump.rotate()
+        elif svc.pid is not None:
+            spawn.kill(svc.pid, signal.SIGALRM)
 
     # ---- readiness (notification-fd) -----------------------------------------------------------
     def _watch_ready(self, svc: Service, fd: int) -> None:
@@ -427,21 +486,32 @@ class Supervisor:
             if not svc.is_logger:
                 self.feed(svc, Event.SHUTDOWN, self._grace_deadline)
         for svc in list(self.services.values()):
-            if svc.logger is not None and svc.state is State.DOWN:
+            if _logged(svc) and svc.state is State.DOWN:
                 self._release_logger(svc)
 
     def _release_logger(self, main: Service) -> None:
         """The service is down: close our write end so its logger reads to end-of-file and exits
-        (the machine gives it LOGGER_EOF_GRACE_S, then its down signal)."""
+        (the machine gives it LOGGER_EOF_GRACE_S, then its down signal). A built-in log is drained
+        and closed now: what the service wrote is in the pipe already."""
         if main.log_write is not None:
             os.close(main.log_write)
             main.log_write = None
+        if main.pump is not None:
+            main.pump.close()
         logger = main.logger
         if logger is not None and not logger.shutting_down:
             self.feed(logger, Event.RELEASE, self._grace_deadline)
 
     def _close_log_pipe(self, main: Service) -> None:
+        if main.pump is not None:
+            main.pump.close()
+            main.pump = None
         for fd in (main.log_read, main.log_write):
             if fd is not None:
                 os.close(fd)
         main.log_read = main.log_write = None
+
+
+def _logged(svc: Service) -> bool:
+    """Whether a service's output goes through a pipe ignity holds (to a logger or a built-in log)."""
+    return svc.logger is not None or svc.pump is not None

@@ -458,6 +458,16 @@ class Container:
         pytest.fail(f"no ignity process in the namespace\n{self.diag()}", pytrace=False)
 
 
+def syscalls_while_idle(pid: int, seconds: float = 2.0) -> tuple[list[str], str]:
+    """`strace -c -f -p PID` for `seconds`: the lines of its table naming a system call (none for
+    an idle ignity), and the whole table for the failure message."""
+    trace = subprocess.run(["timeout", "-s", "INT", str(seconds), "strace", "-f", "-qq", "-c", "-p", str(pid)],
+                           capture_output=True, text=True, timeout=30)
+    calls = [line for line in trace.stderr.splitlines() if line.strip() and line.split()[-1].isidentifier()
+             and not line.startswith(("%", "-", "total"))]
+    return calls, trace.stderr
+
+
 def write_envdir(path: Path, files: dict[str, bytes]) -> None:
     """An envdir by hand (for with-env without a running container)."""
     path.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,15 @@ recovery of an unfinished current, and failures that drop and count lines instea
 import os
 import stat
 
+import pytest
+
+from ignity import logdir
 from ignity.logdir import LogDir, is_archive
+
+
+@pytest.fixture
+def retry_at_once(monkeypatch):
+    monkeypatch.setattr(logdir, "RETRY_S", 0.0)
 
 
 def lines(n, start=0, width=20):
@@ -93,7 +101,7 @@ def test_unfinished_current_is_kept_as_u(tmp_path):
     assert content(path) == b"one\ntwo\n"
 
 
-def test_two_writers_on_one_directory_the_second_drops_and_counts(tmp_path, capfd):
+def test_two_writers_on_one_directory_the_second_drops_and_counts(tmp_path, capfd, retry_at_once):
     path = str(tmp_path / "l")
     a, b = LogDir(path, 100000, 10, "log a"), LogDir(path, 100000, 10, "log b")
     a.write(b"1\n")
@@ -109,7 +117,7 @@ def test_two_writers_on_one_directory_the_second_drops_and_counts(tmp_path, capf
     assert content(path) == b"1\n5\n"
 
 
-def test_unwritable_directory_then_writable_again(tmp_path, capfd):
+def test_unwritable_directory_then_writable_again(tmp_path, capfd, retry_at_once):
     blocker = tmp_path / "var"
     blocker.write_text("a file where the directory should be")
     path = str(blocker / "log")
@@ -123,3 +131,13 @@ def test_unwritable_directory_then_writable_again(tmp_path, capfd):
     err = capfd.readouterr().err.splitlines()
     assert len(err) == 2 and "Not a directory" in err[0] and "6 lines were lost" in err[1]
     assert content(path) == b"z\n"
+
+
+def test_while_failing_retries_wait_a_second(tmp_path, capfd):
+    blocker = tmp_path / "var"
+    blocker.write_text("not a directory")
+    d = LogDir(str(blocker / "log"), 100000, 10, "log t")
+    d.write(b"a\n")
+    blocker.unlink()
+    d.write(b"b\n")  # within RETRY_S of the failure: dropped without a try
+    assert d.lost == 2 and d.fd is None

@@ -12,6 +12,12 @@ def test_defaults():
     assert (s.cmd_wait_for_services, s.cmd_wait_for_services_maxtime_ms) == (False, 5000)
     assert not s.skip_perms and not s.sync_disks and s.verbosity == 1 and not s.envs_shared
     assert s.control_socket == "/run/ignity/control" and s.conf("init") == "/etc/ignity/init"
+    assert not s.log_prefix and s.log_timestamps == "none"
+
+
+def test_log_settings():
+    s = settings.load({"IGNITY_LOG_PREFIX": "1", "IGNITY_LOG_TIMESTAMPS": "tai64n"})
+    assert s.log_prefix and s.log_timestamps == "tai64n"
 
 
 def test_empty_value_means_default():
@@ -24,6 +30,7 @@ def test_empty_value_means_default():
     ("IGNITY_CMD_WAIT_FOR_SERVICES", "yes"), ("IGNITY_SYNC_DISKS", "2"), ("IGNITY_VERBOSITY", "9"),
     ("IGNITY_ENVS_MODE", "public"), ("IGNITY_RUN_DIR", "relative/dir"), ("USERMAP_UID", "bob"),
     ("USERMAP_GID", "²"), ("IGNITY_KILL_GRACETIME", "³"),
+    ("IGNITY_LOG_PREFIX", "yes"), ("IGNITY_LOG_TIMESTAMPS", "local"), ("IGNITY_LOG_TIMESTAMPS", "ISO"),
 ])
 def test_junk_names_the_variable(name, value):
     with pytest.raises(ConfigError) as e:
