@@ -216,7 +216,7 @@ def test_install_leaves_nothing_behind(podman, package_image):
     # what install.sh changed in the image: its own files and nothing else (no caches, no pip)
     diff = podman("diff", BASE, package_image, check=True).stdout.split("\n")
     expected = ("/opt", "/opt/ignity", "/init", "/etc", "/etc/ignity", "/usr", "/usr/bin",
-                *(f"/usr/bin/{n}" for n in ("ignity", "with-env", "with-contenv", "preboot")))
+                *(f"/usr/bin/{n}" for n in ("ignity", "with-env", "with-contenv", "preboot", "ignity-s6")))
     changed = {line.split(" ", 1)[1] for line in diff if line.strip()}
     assert {p for p in changed if not p.startswith(("/opt/ignity/", "/etc/ignity/"))} <= set(expected)
     proc = podman.run(package_image, "sh", "-c", "find /opt/ignity -name 'pip*' -o -name RECORD -o -name tests; "
