@@ -60,6 +60,17 @@ def resolve(account: str) -> Account:
     return Account(None, uid, gid, ())
 
 
+def login_env(account: Account) -> dict[str, str]:
+    """HOME, USER and LOGNAME for a process started as ``account``, from its passwd entry (by name,
+    else by uid); a uid without an entry gets its number as the name and ``/`` as home."""
+    try:
+        entry = pwd.getpwnam(account.name) if account.name else pwd.getpwuid(account.uid)
+        name, home = entry.pw_name, entry.pw_dir or HOME
+    except (KeyError, ValueError, OverflowError):
+        name, home = str(account.uid), HOME
+    return {"HOME": home, "USER": name, "LOGNAME": name}
+
+
 def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()  # str.isdigit alone takes "²", which int() refuses
 

@@ -69,6 +69,12 @@ def format_status(services: list[dict]) -> str:
     lines = []
     for s in services:
         words = [f"{s['name']}:", s["state"]]
+        if s.get("type", "longrun") != "longrun":
+            words.append(f"({s['type']})")
+        if s.get("user"):
+            words.append(f"user {s['user']}")
+        if s.get("waiting_on"):
+            words.append(f"waiting on {', '.join(s['waiting_on'])}")
         if s["pid"] is not None:
             words.append(f"(pid {s['pid']})")
             if s.get("uptime_s") is not None:
@@ -95,6 +101,8 @@ def print_status(reply: dict, as_json: bool) -> int:
     booting = reply.get("booting")
     if as_json:
         doc = {"services": services}
+        if "dependencies" in reply:
+            doc["dependencies"] = reply["dependencies"]
         if booting is not None:
             doc["booting"] = booting
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")

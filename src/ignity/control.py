@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from . import log, protocol
 from .loop import Loop, Timer
+from .oneshot import OneshotState
 from .protocol import ProtocolError, with_short_path
 from .service import State
 from .supervisor import Supervisor
@@ -40,15 +41,19 @@ FD_SHORT = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 SIGNALS = {"kill": 9, "term": 15, "hup": 1, "int": 2, "quit": 3, "usr1": 10, "usr2": 12, "stop": 19, "cont": 18}
 
 
+# `up` to ignity wait: a longrun's run alive (being stopped included), a oneshot's up done
+UP_STATES = (State.UP, State.STOPPING, OneshotState.UP, OneshotState.STOPPING)
+
+
 def _condition(until: str) -> Callable[[object], bool]:
     """``ignity wait`` conditions on one service record (s6-svwait -u -U -d -D)."""
     if until == "u":
-        return lambda s: s.state in (State.UP, State.STOPPING)
+        return lambda s: s.state in UP_STATES
     if until == "U":
-        return lambda s: s.state in (State.UP, State.STOPPING) and s.ready
+        return lambda s: s.state in UP_STATES and s.ready
     if until == "d":
-        return lambda s: s.state not in (State.UP, State.STOPPING)
-    return lambda s: s.state in (State.DOWN, State.BACKOFF)
+        return lambda s: s.state not in UP_STATES
+    return lambda s: s.is_down()
 
 
 class _Connection:
@@ -310,7 +315,8 @@ class ControlServer:
             elif cmd == "status":
                 names = request["names"]
                 self._check_names(names)
-                reply = {"ok": True, "services": self.supervisor.status(names)}
+                reply = {"ok": True, "services": self.supervisor.status(names),
+                         "dependencies": self.supervisor.graph()}
             elif cmd == "rescan":
                 added, removed = self.supervisor.rescan()
                 reply = {"ok": True, "added": added, "removed": removed}

@@ -8,7 +8,7 @@ names that are not valid variable names are skipped. python-dotenv is imported o
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .errors import ConfigError
 
@@ -29,35 +29,58 @@ def merge_files(files: Iterable[str], container: Mapping[str, str]) -> dict[str,
     sees the container's environment and everything read before it (SPEC §11.3). A line
     python-dotenv cannot parse is a ConfigError naming file and line (SPEC §11.2).
     """
-    files = list(files)
-    if not files:
-        return dict(container)
+    from_files: dict[str, str] = {}
+    for path in files:
+        for key, expand in _bindings(path):
+            from_files[key] = expand({**from_files, **container})
+    return {**from_files, **container}
+
+
+def service_env(base: Mapping[str, str], service_dir: str) -> Mapping[str, str]:
+    """What a service's processes get: ``base`` (the container's merged environment) with the
+    servicedir's own ``env`` laid over it, for that service only. ``env`` is either an envdir (s6
+    format: a file per variable, an empty file unsets it) or a dotenv file (its ``${VAR}`` sees
+    ``base`` and the lines before). Errors name file and line, as for envs/ (ConfigError).
+    Without ``env``, ``base`` itself (a batch of spawns with one mapping encodes it once)."""
+    path = os.path.join(service_dir, "env")
+    if os.path.isdir(path):
+        return overlay(base, path)
+    if not os.path.lexists(path):
+        return base
+    env = dict(base)
+    for key, expand in _bindings(path):
+        env[key] = expand(env)
+    return env
+
+
+def _bindings(path: str) -> list[tuple[str, Callable[[Mapping[str, str]], str]]]:
+    """The ``KEY=value`` lines of a dotenv file, each with a function expanding its ``${VAR}``s
+    against a look-up table; ConfigError naming file and line for a line that is not one."""
     from dotenv.parser import parse_stream  # python-dotenv costs ~10 ms: only when files exist
     from dotenv.variables import parse_variables
 
-    from_files: dict[str, str] = {}
-    for path in files:
-        try:
-            with open(path, encoding="utf-8") as stream:
-                bindings = list(parse_stream(stream))
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"unable to read env file {path}: {e}") from None
-        for b in bindings:
-            if b.error:
-                raw = b.original.string
-                # python-dotenv counts from the blank lines before the statement
-                line = b.original.line + raw[:len(raw) - len(raw.lstrip())].count("\n")
-                text = raw.strip().splitlines()
-                raise ConfigError(f"env file {path} line {line}: cannot parse "
-                                  f"{(text[0] if text else '')[:80]!r}")
-            if b.key is None or b.value is None:
-                continue  # a comment, a blank line, or a bare KEY without '='
-            if not valid_name(b.key):
-                raise ConfigError(f"env file {path} line {b.original.line}: "
-                                  f"{b.key!r} is not a valid variable name")
-            lookup = {**from_files, **container}
-            from_files[b.key] = "".join(atom.resolve(lookup) for atom in parse_variables(b.value))
-    return {**from_files, **container}
+    try:
+        with open(path, encoding="utf-8") as stream:
+            bindings = list(parse_stream(stream))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"unable to read env file {path}: {e}") from None
+    out = []
+    for b in bindings:
+        if b.error:
+            raw = b.original.string
+            # python-dotenv counts from the blank lines before the statement
+            line = b.original.line + raw[:len(raw) - len(raw.lstrip())].count("\n")
+            text = raw.strip().splitlines()
+            raise ConfigError(f"env file {path} line {line}: cannot parse "
+                              f"{(text[0] if text else '')[:80]!r}")
+        if b.key is None or b.value is None:
+            continue  # a comment, a blank line, or a bare KEY without '='
+        if not valid_name(b.key):
+            raise ConfigError(f"env file {path} line {b.original.line}: "
+                              f"{b.key!r} is not a valid variable name")
+        atoms = list(parse_variables(b.value))
+        out.append((b.key, lambda lookup, atoms=atoms: "".join(atom.resolve(lookup) for atom in atoms)))
+    return out
 
 
 def write(envdir: str, env: Mapping[str, str], shared: bool = False) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 
+TYPE_CHECKING = False  # without importing typing (~7 ms at start-up)
 if TYPE_CHECKING:
     import jinja2
 

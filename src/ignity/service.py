@@ -15,17 +15,24 @@ queued until the current effect list is done (a handler never runs inside anothe
 | FINISHING | ``run`` reaped, ``finish`` running (killed after ``timeout-finish``)  | finishing  |
 | DRAINING  | shutdown, a logger whose input is closed: LOGGER_EOF_GRACE_S to read | up         |
 |           | to end-of-file and exit, then its down signal (-> STOPPING)         |            |
+| WAITING   | wanted up, a dependency is not ready (``waiting_on`` names them)    | down       |
 
 Events: CMD_UP/DOWN/ONCE/RESTART (control), SPAWNED(pid) / SPAWN_FAILED(message) (outcome of
 StartRun: one of the two always follows), READY, RUN_EXITED(status), FINISH_EXITED(status)
 (also when ``finish`` cannot start), DEADLINE (the record's one timer), SHUTDOWN(kill deadline),
-RELEASE(kill deadline: a logger's service is down at shutdown). One deadline per record; what it
+RELEASE(kill deadline: a logger's service is down at shutdown), DEPS_READY (every dependency is
+ready now), HOLD (shutdown has begun: a service waiting for its dependants to stop first is never
+started again; its SHUTDOWN comes once they are down). One deadline per record; what it
 means depends on the state: the restart throttle (BACKOFF), SIGKILL (STOPPING), the end of
 ``finish`` (FINISHING), the end of a logger's input grace (DRAINING).
 
+Dependencies: the supervisor sets ``waiting_on`` (the dependencies that are not ready, see
+``ready_for_dependants``) before every event; wherever the machine would start ``run`` it goes
+to WAITING instead while that list is not empty, and the supervisor feeds DEPS_READY once it is.
+
 Invariant, after every event with its effects performed (``supervised``; a property test drives
 random event sequences through the table): a service wanted up and not shutting down has a
-process or a deadline that will start one.
+process, a deadline that will start one, or dependencies it waits on.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class State(enum.Enum):
     STOPPING = "stopping"
     FINISHING = "finishing"
     DRAINING = "draining"
+    WAITING = "waiting"
 
 
 class Want(enum.Enum):
@@ -79,6 +87,8 @@ class Event(enum.Enum):
     DEADLINE = "deadline"
     SHUTDOWN = "shutdown"          # arg: absolute deadline for SIGKILL
     RELEASE = "release"            # arg: kill deadline; a logger whose input is closed at shutdown
+    DEPS_READY = "deps-ready"      # every dependency is ready now
+    HOLD = "hold"                  # shutdown has begun: never start again; SHUTDOWN comes in its turn
 
 
 # ---- effects: what the supervisor is asked to do ------------------------------------------------
@@ -130,7 +140,10 @@ class Service:
     - the machine's (``want``, ``state``, pids, ``deadline``, counters): changed only by the
       handlers below, through ``step``;
     - the links: ``logger`` (a service's logger record, or None) and ``main`` (a logger's service
-      record; None for a service), set once when the records are made;
+      record; None for a service), set once when the records are made; ``needs`` (the records of
+      its dependencies, its logger included) and ``needed_by`` (the reverse), set by the
+      supervisor at boot and at each rescan; ``waiting_on``, the names of the ``needs`` that are
+      not ready, refreshed by the supervisor before every event (the machine reads it);
     - the supervisor's resources, which handlers never read or write: ``timer`` (the loop timer
       armed for ``deadline``), ``ready_fd`` (read end of the notification pipe while ``run`` is
       up), ``log_read``/``log_write`` (the logger pipe, held by the service's record so that
@@ -142,9 +155,9 @@ class Service:
     """
 
     __slots__ = ("deadline", "error", "failed", "finish_pid", "kill_deadline", "last_status", "log_read",
-                 "log_write", "logger", "main", "pgid", "pid", "pump", "ready", "ready_fd", "removed", "restarts",
-                 "shutting_down", "spawns", "spec", "spec_ok", "started_at", "state", "timer", "up_since",
-                 "want")
+                 "log_write", "logger", "main", "needed_by", "needs", "pgid", "pid", "pump", "ready", "ready_fd",
+                 "removed", "restarts", "shutdown_sent", "shutting_down", "spawns", "spec", "spec_ok", "started_at",
+                 "state", "timer", "up_since", "waiting_on", "want")
 
     def __init__(self, spec: ServiceSpec, want: Want = Want.UP, main: Service | None = None):
         self.spec = spec
@@ -168,6 +181,9 @@ class Service:
         self.logger: Service | None = None
         if main is not None:
             main.logger = self
+        self.needs: list = []                # records (Service or Oneshot) this one depends on
+        self.needed_by: list = []
+        self.waiting_on: list[str] = []
         self.timer: Timer | None = None
         self.ready_fd: int | None = None
         self.log_read: int | None = None
@@ -175,6 +191,7 @@ class Service:
         self.spec_ok = not spec.unread
         self.pump: Pump | None = None
         self.removed = False
+        self.shutdown_sent = False           # at shutdown, its turn has come (SHUTDOWN or RELEASE fed)
 
     @property
     def name(self) -> str:
@@ -197,6 +214,16 @@ class Service:
             return "finishing"
         return "failed" if self.failed else "down"
 
+    def ready_for_dependants(self) -> bool:
+        """The one readiness predicate for dependencies (and the CMD wait): ``run`` up, not being
+        stopped, and ready (its notification-fd spoke; at once without one)."""
+        return self.state is State.UP and self.ready
+
+    def is_down(self) -> bool:
+        """No process of its own and none coming before an event: what dependencies wait for
+        at shutdown, and `ignity wait -D`."""
+        return self.state in (State.DOWN, State.BACKOFF, State.WAITING)
+
     @property
     def last_exit_code(self) -> int | None:
         if self.last_status is None or os.WIFSIGNALED(self.last_status):
@@ -218,6 +245,8 @@ def supervised(svc: Service) -> bool:
         return True
     if svc.state is State.BACKOFF:
         return svc.deadline is not None
+    if svc.state is State.WAITING:
+        return bool(svc.waiting_on)
     return svc.state is not State.DOWN
 
 
@@ -237,13 +266,26 @@ def _want(want: Want) -> Handler:
     return handler
 
 
+def _start(svc: Service) -> list:
+    """Start ``run`` now, or wait for the dependencies that are not ready yet."""
+    if svc.waiting_on:
+        svc.state = State.WAITING  # from DOWN: no deadline to cancel
+        return []
+    return [StartRun()]
+
+
 def _want_and_start(want: Want) -> Handler:
     def handler(svc: Service, arg: object, now: float) -> list:
         if svc.shutting_down:
             return []
         svc.want = want
-        return [StartRun()]
+        return _start(svc)
     return handler
+
+
+def deps_ready(svc: Service, arg: object, now: float) -> list:
+    svc.state = State.DOWN
+    return _start(svc)
 
 
 def _down_from_backoff(svc: Service, arg: object, now: float) -> list:
@@ -346,7 +388,7 @@ def settle(svc: Service, now: float) -> list:
         next_start = svc.started_at + RESTART_THROTTLE_S
         if now >= next_start:
             svc.state = State.DOWN
-            return [SetDeadline(None), StartRun()]
+            return [SetDeadline(None), *_start(svc)]
         svc.state = State.BACKOFF
         return [SetDeadline(next_start)]
     if svc.want is Want.ONCE:
@@ -356,7 +398,8 @@ def settle(svc: Service, now: float) -> list:
 
 
 def backoff_deadline(svc: Service, arg: object, now: float) -> list:
-    return [SetDeadline(None), StartRun()]
+    svc.state = State.DOWN
+    return [SetDeadline(None), *_start(svc)]
 
 
 def stopping_deadline(svc: Service, arg: object, now: float) -> list:
@@ -373,6 +416,13 @@ def _shutdown(svc: Service, arg: object) -> float | None:
     svc.want = Want.DOWN
     svc.kill_deadline = arg
     return arg
+
+
+def hold(svc: Service, arg: object, now: float) -> list:
+    """Shutdown has begun: a process keeps running until its SHUTDOWN (after its dependants),
+    but nothing is started again."""
+    _shutdown(svc, None)
+    return []
 
 
 def down_shutdown(svc: Service, arg: object, now: float) -> list:
@@ -431,6 +481,8 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.DOWN, E.DEADLINE): ignore,
     (S.DOWN, E.SHUTDOWN): down_shutdown,
     (S.DOWN, E.RELEASE): release,
+    (S.DOWN, E.DEPS_READY): ignore,      # only a service that waits cares
+    (S.DOWN, E.HOLD): down_shutdown,
 
     (S.BACKOFF, E.CMD_UP): _want(Want.UP),
     (S.BACKOFF, E.CMD_ONCE): _want(Want.ONCE),
@@ -444,6 +496,8 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.BACKOFF, E.DEADLINE): backoff_deadline,
     (S.BACKOFF, E.SHUTDOWN): down_shutdown,
     (S.BACKOFF, E.RELEASE): release,
+    (S.BACKOFF, E.DEPS_READY): ignore,
+    (S.BACKOFF, E.HOLD): down_shutdown,
 
     (S.UP, E.CMD_UP): _want(Want.UP),
     (S.UP, E.CMD_ONCE): _want(Want.ONCE),
@@ -457,6 +511,8 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.UP, E.DEADLINE): ignore,
     (S.UP, E.SHUTDOWN): up_shutdown,
     (S.UP, E.RELEASE): up_release,
+    (S.UP, E.DEPS_READY): ignore,
+    (S.UP, E.HOLD): hold,
 
     (S.STOPPING, E.CMD_UP): _want(Want.UP),
     (S.STOPPING, E.CMD_ONCE): _want(Want.ONCE),
@@ -470,6 +526,8 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.STOPPING, E.DEADLINE): stopping_deadline,
     (S.STOPPING, E.SHUTDOWN): stopping_shutdown,
     (S.STOPPING, E.RELEASE): stopping_release,
+    (S.STOPPING, E.DEPS_READY): ignore,
+    (S.STOPPING, E.HOLD): hold,
 
     (S.FINISHING, E.CMD_UP): _want(Want.UP),
     (S.FINISHING, E.CMD_ONCE): _want(Want.ONCE),
@@ -483,6 +541,8 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.FINISHING, E.DEADLINE): finishing_deadline,
     (S.FINISHING, E.SHUTDOWN): stopping_shutdown,
     (S.FINISHING, E.RELEASE): stopping_release,
+    (S.FINISHING, E.DEPS_READY): ignore,
+    (S.FINISHING, E.HOLD): hold,
 
     (S.DRAINING, E.CMD_UP): _want(Want.UP),      # shutting down: want stays down
     (S.DRAINING, E.CMD_ONCE): _want(Want.ONCE),
@@ -496,6 +556,23 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.DRAINING, E.DEADLINE): drain_deadline,
     (S.DRAINING, E.SHUTDOWN): up_shutdown,
     (S.DRAINING, E.RELEASE): ignore,
+    (S.DRAINING, E.DEPS_READY): ignore,
+    (S.DRAINING, E.HOLD): hold,
+
+    (S.WAITING, E.CMD_UP): _want(Want.UP),
+    (S.WAITING, E.CMD_ONCE): _want(Want.ONCE),
+    (S.WAITING, E.CMD_DOWN): _down_from_backoff,
+    (S.WAITING, E.CMD_RESTART): ignore,
+    (S.WAITING, E.SPAWNED): ignore,
+    (S.WAITING, E.SPAWN_FAILED): ignore,
+    (S.WAITING, E.READY): ignore,
+    (S.WAITING, E.RUN_EXITED): ignore,
+    (S.WAITING, E.FINISH_EXITED): ignore,
+    (S.WAITING, E.DEADLINE): ignore,
+    (S.WAITING, E.SHUTDOWN): down_shutdown,
+    (S.WAITING, E.RELEASE): down_shutdown,
+    (S.WAITING, E.DEPS_READY): deps_ready,
+    (S.WAITING, E.HOLD): down_shutdown,
 }
 
 # the cells that send the down signal: the supervisor reads the stop knobs (``down-signal``,

@@ -18,10 +18,16 @@ import stat
 
 from . import log
 from .confdir import visible_names
+from .errors import IgnityError
 from .record import Record
+
+TYPE_CHECKING = False  # without importing typing (~7 ms at start-up)
+if TYPE_CHECKING:
+    from .accounts import Account
 
 DEFAULT_TIMEOUT_FINISH_MS = 5000  # SPEC §7, s6-supervise's default
 KNOB_MAX_BYTES = 4096  # a knob holds one short value; more is not read
+LONGRUN, ONESHOT = "longrun", "oneshot"  # the `type` file (s6-rc)
 
 
 class ServiceSpec(Record):
@@ -30,15 +36,36 @@ class ServiceSpec(Record):
     ``unread`` names the knob files that exist but could not be read ("PATH: reason"); their
     fields hold the value last read (when ``read_spec`` was given one) or else the default."""
 
-    __slots__ = ("down", "down_signal", "halt_on_exit", "has_finish", "has_log", "name", "notification_fd",
-                 "path", "timeout_finish_ms", "timeout_kill_ms", "unread")
+    __slots__ = ("dependencies", "down", "down_signal", "halt_on_exit", "has_down_program", "has_finish", "has_log",
+                 "name", "notification_fd", "optional", "path", "problem", "timeout_down_ms", "timeout_finish_ms",
+                 "timeout_kill_ms", "timeout_up_ms", "type", "unread", "user", "user_env", "user_name")
 
     def __init__(self, *, name: str, path: str, down: bool, has_finish: bool, notification_fd: int | None,
                  down_signal: int, timeout_kill_ms: int, timeout_finish_ms: int, halt_on_exit: bool,
-                 has_log: bool, unread: tuple[str, ...] = ()):
+                 has_log: bool, unread: tuple[str, ...] = (), type: str = LONGRUN,
+                 dependencies: tuple[str, ...] = (), user: Account | None = None, user_name: str | None = None,
+                 user_env: dict | None = None, optional: bool = False, timeout_up_ms: int = 0,
+                 timeout_down_ms: int = 0, has_down_program: bool = False, problem: str | None = None):
         self._set(name=name, path=path, down=down, has_finish=has_finish, notification_fd=notification_fd,
                   down_signal=down_signal, timeout_kill_ms=timeout_kill_ms, timeout_finish_ms=timeout_finish_ms,
-                  halt_on_exit=halt_on_exit, has_log=has_log, unread=unread)
+                  halt_on_exit=halt_on_exit, has_log=has_log, unread=unread, type=type, dependencies=dependencies,
+                  user=user, user_name=user_name, user_env=user_env, optional=optional,
+                  timeout_up_ms=timeout_up_ms, timeout_down_ms=timeout_down_ms, has_down_program=has_down_program,
+                  problem=problem)
+
+    @property
+    def oneshot(self) -> bool:
+        return self.type == ONESHOT
+
+    @property
+    def up(self) -> str:
+        """A oneshot's ``up`` program."""
+        return os.path.join(self.path, "up")
+
+    @property
+    def down_program(self) -> str:
+        """A oneshot's ``down`` program (for a longrun, a ``down`` file means "not at boot")."""
+        return os.path.join(self.path, "down")
 
     @property
     def run(self) -> str:
@@ -118,12 +145,18 @@ def _timeout_finish(path: str, text: str | None, has_log: bool) -> int:
     return _number(path, text, DEFAULT_TIMEOUT_FINISH_MS) or 0
 
 
+def _timeout_up(path: str, text: str | None, has_log: bool) -> int:
+    return _number(path, text, 0) or 0
+
+
 # the knob files holding a value: file -> (field of ServiceSpec, parser of its text, None if absent)
 KNOBS = {
     "down-signal": ("down_signal", _down_signal),
     "notification-fd": ("notification_fd", _notification_fd),
     "timeout-kill": ("timeout_kill_ms", _timeout_kill),
     "timeout-finish": ("timeout_finish_ms", _timeout_finish),
+    "timeout-up": ("timeout_up_ms", _timeout_up),
+    "timeout-down": ("timeout_down_ms", _timeout_up),
 }
 # read again at each stop, as s6 does: the others are read at each start
 STOP_KNOBS = ("down-signal", "timeout-kill")
@@ -150,18 +183,70 @@ def read_spec(name: str, path: str, last: ServiceSpec | None = None) -> ServiceS
     """Parse the knob files of one (live) service directory. A knob file that exists but cannot
     be read keeps ``last``'s value, else the default, and is listed in ``unread``: never read
     as absent without the caller knowing."""
-    has_log = os.path.isdir(os.path.join(path, "log"))
+    def knob(file: str) -> str:
+        return os.path.join(path, file)
+
+    has_log = os.path.isdir(knob("log"))
     values, unread = _read_knobs(path, tuple(KNOBS), last, has_log)
+    problems: list[str] = []
+    kind = (_text(knob("type"), problems) or LONGRUN).lower()
+    if kind not in (LONGRUN, ONESHOT):
+        problems.append(f"{knob('type')}: {kind[:40]!r} is not a type of service (longrun or oneshot)")
+        kind = LONGRUN
+    if kind == ONESHOT and not os.path.lexists(knob("up")):
+        problems.append(f"{path}: a oneshot needs an `up` program")
+    user_name = _text(knob("user"), problems) or None
+    user = user_env = None
+    if user_name is not None:
+        user, user_env, problem = _account(knob("user"), user_name)
+        if problem:
+            problems.append(problem)
     return ServiceSpec(
         name=name,
         path=path,
-        down=os.path.exists(os.path.join(path, "down")),
-        has_finish=os.path.exists(os.path.join(path, "finish")),
-        halt_on_exit=os.path.exists(os.path.join(path, "halt-on-exit")),
+        # a oneshot's `down` is its down program, not "do not start at boot" (s6-rc)
+        down=kind == LONGRUN and os.path.exists(knob("down")),
+        has_finish=os.path.exists(knob("finish")),
+        halt_on_exit=os.path.exists(knob("halt-on-exit")),
         has_log=has_log,
         unread=unread,
+        type=kind,
+        dependencies=tuple(visible_names(knob("dependencies.d"))),
+        user=user,
+        user_name=user_name,
+        user_env=user_env,
+        optional=os.path.exists(knob("optional")),
+        has_down_program=kind == ONESHOT and os.path.isfile(knob("down")),
+        problem="; ".join(problems) or None,
         **values,
     )
+
+
+def _text(path: str, problems: list[str]) -> str | None:
+    """A knob that has no default to fall back on (``type``, ``user``): unreadable is a problem."""
+    try:
+        return _read(path)
+    except OSError as e:
+        problems.append(f"unable to read {path}: {e.strerror or e}")
+        return None
+
+
+def _account(path: str, text: str) -> tuple[Account | None, dict | None, str | None]:
+    """The account a ``user`` file names, its HOME/USER/LOGNAME, and what forbids starting as it
+    (None when nothing): an unknown name, or ignity not being root and not being that user."""
+    # accounts (re, pathlib: ~5 ms of imports) only for services that have a `user` file
+    from .accounts import login_env, resolve
+
+    try:
+        account = resolve(text.split()[0])
+    except IgnityError as e:  # an unknown user or group, an id out of range
+        return None, None, f"{path}: {e}"
+    euid = os.geteuid()
+    if euid != 0 and account.uid != euid:
+        return account, None, (f"{path}: ignity runs as uid {euid}, not root, so it can start services "
+                               f"only as itself, not as {text} (uid {account.uid}): run the container as "
+                               "root, or remove the file")
+    return account, login_env(account), None
 
 
 def read_stop_knobs(spec: ServiceSpec) -> ServiceSpec:
@@ -177,14 +262,16 @@ def service_names(directory: str) -> list[str]:
 
 
 # the programs of a service: linked, not copied, into the live copy (see copy_tree)
-PROGRAMS = ("run", "finish")
+PROGRAMS = ("run", "finish", "up")
 
 
 def _copy_entry(source: str, target: str) -> str:
     """copytree's copy function: programs become symlinks to the originals, the rest is copied."""
     import shutil
 
-    if os.path.basename(source) in PROGRAMS:
+    name = os.path.basename(source)
+    # `down`: a oneshot's down program (executable), or a longrun's "not at boot" marker (copied)
+    if name in PROGRAMS or (name == "down" and os.access(source, os.X_OK)):
         os.symlink(os.path.abspath(source), target)
         return target
     return shutil.copy2(source, target)

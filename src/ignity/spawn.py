@@ -3,9 +3,11 @@
 Every child starts with default signal dispositions and an empty signal mask, whatever ignity
 blocks or ignores (SPEC §10; CPython ignores SIGPIPE, and a Popen child would keep ignity's mask).
 ``os.posix_spawn`` gives that in one call (``setsigmask=()``, ``setsigdef=`` every signal), reports
-exec errors in the parent (glibc >= 2.24, musl) and is vfork-fast. The one exception is a CMD that
-must become the terminal's foreground process group: ``tcsetpgrp`` has to run in the child before
-exec, which posix_spawn cannot do, so that spawn forks.
+exec errors in the parent (glibc >= 2.24, musl) and is vfork-fast. Two spawns need code in the
+child before exec, which posix_spawn cannot run, and fork instead: a CMD that must become the
+terminal's foreground process group (``tcsetpgrp``), and a service started as another user
+(setgroups, setgid, setuid: a servicedir's ``user`` file). ignity has no threads, so the child of
+a fork may run Python until it execs (STYLE.md pitfall 10).
 
 This module never waits for a child: the loop is the only code that calls waitpid.
 """
@@ -18,6 +20,10 @@ import signal
 from collections.abc import Mapping, Sequence
 
 from .errors import SpawnError
+
+TYPE_CHECKING = False  # without importing typing (~7 ms at start-up)
+if TYPE_CHECKING:
+    from .accounts import Account
 
 # SIGKILL and SIGSTOP cannot be reset; everything else goes back to SIG_DFL in the child
 _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
@@ -79,18 +85,22 @@ def _safe_fd_map(fds: Mapping[int, int]) -> tuple[list[tuple[int, int]], list[in
 
 def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int] | None = None,
           cwd: str | None = None, new_session: bool = False, new_group: bool = False,
-          tty_fd: int | None = None) -> int:
+          tty_fd: int | None = None, user: Account | None = None) -> int:
     """Start ``argv`` and return its pid; raise SpawnError (127/126) if it cannot be executed.
 
     ``fds`` maps child fd -> ignity fd (fds not named are inherited only for 0, 1, 2).
     ``new_session``: setsid (services). ``new_group``: own process group (CMD, scripts).
     ``tty_fd``: also make that group the foreground group of this terminal.
+    ``user``: the child takes these supplementary groups, gid and uid before exec (the caller sets
+    HOME, USER, LOGNAME in ``env``); a no-op when ignity already runs with exactly those ids.
     """
     path = resolve(argv[0], env)
     actions, temporary = _safe_fd_map(fds or {})
+    if user is not None and not needs_switch(user):
+        user = None
     try:
-        if tty_fd is not None:
-            return _fork_foreground(path, argv, env, actions, cwd, tty_fd)
+        if tty_fd is not None or user is not None:
+            return _fork_exec(path, argv, env, actions, cwd, new_session, new_group, tty_fd, user)
         return _posix_spawn(path, argv, env, actions, cwd, new_session, new_group)
     finally:
         for fd in temporary:
@@ -194,43 +204,80 @@ def _posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str], actions
         os.close(saved_cwd)
 
 
-def _fork_foreground(path: str, argv: Sequence[str], env: Mapping[str, str],
-                     actions: list[tuple[int, int]], cwd: str | None, tty_fd: int) -> int:
-    """fork + exec for a CMD that takes the terminal (tini's isolate_child): the child joins
-    its own group, makes it the foreground group, resets signals and execs. An exec error
-    comes back through a close-on-exec pipe as the errno's number."""
+def needs_switch(user: Account) -> bool:
+    """Whether starting as ``user`` changes any id of ours (groups only matter to root, the only
+    one who may set them)."""
+    if (user.uid, user.gid) != (os.geteuid(), os.getegid()):
+        return True
+    return os.geteuid() == 0 and set(user.groups) != set(os.getgroups())
+
+
+_ALL_SIGNALS = frozenset(signal.valid_signals())
+
+
+def _fork_exec(path: str, argv: Sequence[str], env: Mapping[str, str], actions: list[tuple[int, int]],
+               cwd: str | None, new_session: bool, new_group: bool, tty_fd: int | None,
+               user: Account | None) -> int:
+    """fork + exec, for what must run in the child: ``tcsetpgrp`` (a CMD taking the terminal, as
+    tini's isolate_child) and set*id (a service's ``user``). Signals are blocked across the fork so
+    that no handler of ignity's runs in the child; the child resets every disposition, then clears
+    the mask just before exec. A failure comes back through a close-on-exec pipe as
+    ``exec ERRNO`` or ``ids ERRNO``."""
     report_r, report_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: only async-signal-safe-ish work, then exec or _exit
+    saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
+    try:
+        pid = os.fork()
+    except OSError as e:
+        os.close(report_r)
+        os.close(report_w)
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
+        raise SpawnError(path, e.errno or errno.EAGAIN) from None
+    if pid == 0:  # child: no return from here, only exec or _exit
+        step = "exec"
         try:
-            os.setpgid(0, 0)
-            # SIGTTOU is ignored in ignity (and so here until reset): tcsetpgrp from a
-            # background group would otherwise stop us
-            try:
-                os.tcsetpgrp(tty_fd, os.getpid())
-            except OSError:
-                pass  # not our controlling terminal (e.g. no session): run anyway
+            if new_session:
+                os.setsid()
+            elif new_group or tty_fd is not None:
+                os.setpgid(0, 0)
+            if tty_fd is not None:
+                # SIGTTOU is ignored (and blocked) here until reset: tcsetpgrp from a background
+                # group would otherwise stop us
+                try:
+                    os.tcsetpgrp(tty_fd, os.getpid())
+                except OSError:
+                    pass  # not our controlling terminal (e.g. no session): run anyway
             for sig in _DEFAULT_SIGNALS:
                 try:
                     signal.signal(sig, signal.SIG_DFL)
                 except (OSError, ValueError):
                     pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
             for target, source in actions:
                 os.dup2(source, target)
             if cwd is not None:
                 os.chdir(cwd)
+            if user is not None:
+                step = "ids"
+                # groups and gid first: they need the privilege that the uid change gives up
+                os.setgroups(list(user.groups))
+                os.setgid(user.gid)
+                os.setuid(user.uid)
+                step = "exec"
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
             os.execve(path, list(argv), dict(env))
         except OSError as e:
-            os.write(report_w, str(e.errno or errno.EINVAL).encode())
+            os.write(report_w, f"{step} {e.errno or errno.EINVAL}".encode())
         finally:
             os._exit(127)
+    signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
     os.close(report_w)
     try:
-        report = os.read(report_r, 32)
+        report = os.read(report_r, 64)
     finally:
         os.close(report_r)
     if report:
         # the child has exited 127; the loop reaps it like any other process
-        raise SpawnError(path, int(report))
+        step, _, number = report.decode().partition(" ")
+        if step == "ids" and user is not None:
+            raise SpawnError(f"{path} as {user.uid}:{user.gid}", int(number))
+        raise SpawnError(path if cwd is None or os.path.isdir(cwd) else f"{argv[0]} (cwd {cwd})", int(number))
     return pid

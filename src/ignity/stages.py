@@ -56,6 +56,7 @@ class Init:
         self.script_pgid: int | None = None    # the init script running now, for signals
         self.script_kill: Timer | None = None  # its SIGKILL, once a shutdown was asked for
         self.fd_budget: fdlimit.Budget | None = None
+        self.boot_failure: int | None = None   # status of a oneshot whose `up` failed at boot
 
     # ---- entry point ----------------------------------------------------------------------------
     def run(self) -> int:
@@ -96,7 +97,10 @@ class Init:
         return code
 
     def _exit_status(self) -> int:
-        """SPEC §5 / §11.9: the CMD's status wins; then halt's; then 0."""
+        """SPEC §5 / §11.9: a failed boot's status (a oneshot's `up`, as an init script's); then
+        the CMD's; then halt's; then 0."""
+        if self.boot_failure is not None:
+            return self.boot_failure
         if self.cmd_status is not None:
             return self.cmd_status
         if self.cmd and self.stop_signal is not None:
@@ -175,7 +179,8 @@ class Init:
             self._apply_perms(base_env)
         if self.compat is not None and not settings.skip_perms:
             self.compat.fix_attrs(_apply_fix_attrs)
-        self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt)
+        self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt,
+                                     self._on_boot_failed)
         self.control = ControlServer(self.loop, settings.control_socket, self.supervisor, self._on_halt)
         if self.compat is not None:
             code = self.compat.init_scripts(lambda path, argv: self._run_init(path, base_env, argv),
@@ -338,6 +343,13 @@ class Init:
             elif self.script_pgid is not None:
                 self._stop_script(signal.SIGTERM)  # as a SIGTERM would (SPEC §11.10)
         self._request_stop(None)
+
+    def _on_boot_failed(self, code: int) -> None:
+        """A oneshot's `up` failed at boot: like a failed init script, the container stops with its
+        status, the CMD included if it already runs (it gets SIGTERM, as for halt)."""
+        if self.boot_failure is None:
+            self.boot_failure = code
+        self._on_halt(None)
 
     # ---- stage 3 ------------------------------------------------------------------------------------
     def _stage3(self) -> None:

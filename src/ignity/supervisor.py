@@ -9,6 +9,12 @@ OSError met while starting a process is a failed start (reported, retried at the
 Events are queued: an event raised while effects are performed (a spawn that fails or succeeds,
 a finish that cannot start, a logger released because its service went down) is handled after
 the current effect list, so effects always apply in the order the machine returned them.
+
+Dependencies (``dependencies.d/``, and each service on its own logger) link the records: before
+every event a record learns which of its dependencies are not ready (``waiting_on``), and when
+a record changes, the ones that wait on it are told. At shutdown a record is stopped only once
+every record that depends on it is down. Oneshots (``oneshot.Oneshot``) are records too, with
+their own machine; both kinds are fed ``service.Event``s.
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from . import log, logconf, servicedir, spawn
-from .errors import EXIT_INTERNAL, SpawnError, describe, exit_code, signal_name
+from . import dependencies, envdir, execline, log, logconf, oneshot, servicedir, spawn
+from .errors import EXIT_INTERNAL, ConfigError, IgnityError, SpawnError, describe, exit_code, signal_name
 from .logconf import LogConfig
 from .logpump import Pump, Stdout
-from .loop import Loop
+from .loop import Loop, Timer
+from .oneshot import Oneshot, OneshotState, StartDown, StartUp
 from .service import (
+    LATE_KILL_S,
     STOP_CELLS,
     Event,
     KillGroup,
@@ -41,38 +49,56 @@ from .service import (
 from .settings import Settings
 
 READY_READ_MAX = 512
+WAITING = (State.WAITING, OneshotState.WAITING)
 
 Env = Callable[[], dict]
+TYPE_CHECKING = False  # without importing typing (~7 ms at start-up)
+if TYPE_CHECKING:
+    from typing import Union
+
+    Record = Union[Service, Oneshot]  # a name for annotations, which are never evaluated
 
 
 class Supervisor:
-    def __init__(self, loop: Loop, settings: Settings, env: Env, on_halt: Callable[[int | None], None]):
+    def __init__(self, loop: Loop, settings: Settings, env: Env, on_halt: Callable[[int | None], None],
+                 on_boot_failed: Callable[[int], None] | None = None):
         self.loop = loop
         self.settings = settings
         self._env_source = env
         self._env_batch: dict | None = None
         self.on_halt = on_halt
-        self.services: dict[str, Service] = {}       # services and their loggers ("web/log")
-        self._queue: collections.deque[tuple[Service, Event, object]] = collections.deque()
+        self.on_boot_failed = on_boot_failed         # a oneshot started at boot failed: its status
+        self.services: dict[str, Record] = {}        # services, oneshots, and loggers ("web/log")
+        self._queue: collections.deque[tuple[Record, Event, object]] = collections.deque()
         self._feeding = False
         self.listeners: list[Callable[[], None]] = []   # told of every state change (ignity wait)
         self.shutting_down = False
         self._grace_deadline: float | None = None
         self._stdout: Stdout | None = None  # the container's stdout for built-in logs, opened at first use
+        self._grace_timer: Timer | None = None
 
     # ---- the table of services ------------------------------------------------------------------
     def load(self, services_dir: str) -> None:
-        """Copy ``services/`` to the live ``services-state/`` and add a record for each service."""
+        """Copy ``services/`` to the live ``services-state/`` and add a record for each service.
+        ConfigError (the boot stops with 100) for what no start could fix: an unusable ``user``
+        or ``type``, an ``env`` that cannot be parsed, a missing dependency, a cycle."""
         servicedir.copy_tree(services_dir, self.settings.state_dir)
-        self._add_new()
+        added = self._add_new()
+        problems = self._problems(added)
+        if problems:
+            raise ConfigError(problems[0])
 
-    def _add_new(self) -> list[Service]:
-        added = []
+    def _add_new(self) -> list[Record]:
+        added: list[Record] = []
         state_dir = self.settings.state_dir
         for name in servicedir.service_names(state_dir):
             if name in self.services:
                 continue
             spec = servicedir.read_spec(name, os.path.join(state_dir, name))
+            if spec.oneshot:
+                self.services[name] = shot = Oneshot(spec)
+                added.append(shot)
+                continue
             svc = Service(spec, want=Want.DOWN if spec.down else Want.UP)
             self.services[name] = svc
             added.append(svc)
@@ -81,12 +107,50 @@ class Supervisor:
                 logger = Service(logger_spec, want=Want.DOWN if logger_spec.down else Want.UP, main=svc)
                 self.services[logger.name] = logger
                 added.append(logger)
+        self._link()
         return added
 
+    def graph(self) -> dict[str, list[str]]:
+        """name -> the names it depends on (its logger included): ``status --json``'s graph."""
+        graph = {}
+        for name, rec in self.services.items():
+            names = list(rec.spec.dependencies)
+            if rec.logger is not None:
+                names.append(rec.logger.name)
+            graph[name] = names
+        return graph
+
+    def _link(self) -> None:
+        """Each record's ``needs`` and ``needed_by`` from the graph (at boot and each rescan)."""
+        for rec in self.services.values():
+            rec.needed_by = []
+        for name, names in self.graph().items():
+            rec = self.services[name]
+            rec.needs = [self.services[n] for n in names if n in self.services]
+            for dep in rec.needs:
+                dep.needed_by.append(rec)
+
+    def _problems(self, added: list[Record]) -> list[str]:
+        """What forbids starting the records just added, one message each."""
+        problems = [f"service {rec.name}: {rec.spec.problem}" for rec in added if rec.spec.problem]
+        for rec in added:
+            try:
+                envdir.service_env({}, rec.spec.path)
+            except ConfigError as e:
+                problems.append(f"service {rec.name}: {e}")
+        try:
+            dependencies.check(self.graph())
+        except ConfigError as e:
+            problems.append(str(e))
+        return problems
+
     def start_all(self) -> None:
+        for rec in self.services.values():
+            if isinstance(rec, Oneshot):
+                rec.at_boot = True  # a failure of its first `up` stops the boot (unless `optional`)
         self._start(list(self.services.values()))
 
-    def _start(self, services: list[Service]) -> None:
+    def _start(self, services: list[Record]) -> None:
         self._env_batch = self._env_source()  # one read of the envdir for the whole batch
         try:
             # loggers first: their service's first lines find a reader at once
@@ -95,13 +159,22 @@ class Supervisor:
                     self.feed(svc, Event.CMD_UP)
         finally:
             self._env_batch = None
-        log.info(f"{sum(1 for s in services if s.state is State.UP)} services started")
+        log.info(f"{sum(1 for s in services if s.state is State.UP)} services started, "
+                 f"{sum(1 for s in services if s.state in WAITING)} waiting on dependencies")
 
     def rescan(self) -> tuple[list[str], list[str]]:
         """Start services added to services-state/, stop the ones removed (SPEC §8)."""
         if self.shutting_down:
             return [], []
         added = self._add_new()
+        problems = self._problems(added)
+        if problems:
+            # the rest runs on: report, and start none of what was added (a cycle or a missing
+            # name concerns them together)
+            for problem in problems:
+                log.warn(f"rescan: {problem}: not started")
+            for rec in added:
+                rec.want = Want.DOWN
         state_dir = self.settings.state_dir
         removed = []
         for svc in list(self.services.values()):
@@ -113,18 +186,18 @@ class Supervisor:
         self._start(added)
         return [s.name for s in added], removed
 
-    def _forget_if_done(self, svc: Service) -> None:
+    def _forget_if_done(self, svc: Record) -> None:
         """A removed service is dropped once down; the logger pipe goes with the last of the pair."""
-        if not (svc.removed and svc.state is State.DOWN and self.services.get(svc.name) is svc):
+        if not (svc.removed and svc.is_down() and self.services.get(svc.name) is svc):
             return
         del self.services[svc.name]
         self._arm_timer(svc)
         main = svc.main or svc
-        if all(self.services.get(s.name) is not s for s in (main, main.logger) if s is not None):
+        if main.logger is not None and all(self.services.get(s.name) is not s for s in (main, main.logger)):
             self._close_log_pipe(main)
 
     # ---- the machine ----------------------------------------------------------------------------
-    def feed(self, svc: Service, event: Event, arg: object = None) -> None:
+    def feed(self, svc: Record, event: Event, arg: object = None) -> None:
         """Hand an event to a service's machine. Raised while effects are being performed, it
         waits in the queue until the current effect list is done; the outermost call drains it."""
         self._queue.append((svc, event, arg))
@@ -137,11 +210,15 @@ class Supervisor:
         finally:
             self._feeding = False  # a bug that raised leaves the rest queued for the next event
 
-    def _step(self, svc: Service, event: Event, arg: object) -> None:
+    def _step(self, svc: Record, event: Event, arg: object) -> None:
+        svc.waiting_on = _not_ready(svc.needs)
         if (svc.state, event) in STOP_CELLS:
             self._read_stop_knobs(svc)
         before = (svc.state, svc.ready)
-        effects = step(svc, event, arg, time.monotonic())
+        if isinstance(svc, Oneshot):
+            effects = oneshot.step(svc, event, arg, time.monotonic())
+        else:
+            effects = step(svc, event, arg, time.monotonic())
         if not effects and before == (svc.state, svc.ready):
             log.debug(f"service {svc.name}: {event.value} ignored in state {svc.state.value}")
         for effect in effects:
@@ -151,18 +228,24 @@ class Supervisor:
                       + (" (ready)" if svc.ready else ""))
             self._changed(svc)
 
-    def _perform(self, svc: Service, effect: object) -> None:
+    def _perform(self, svc: Record, effect: object) -> None:
         if isinstance(effect, SetDeadline):
             self._arm_timer(svc)
         elif isinstance(effect, StartRun):
             self._start_run(svc)
+        elif isinstance(effect, (StartUp, StartDown)):
+            self._start_oneshot(svc, "up" if isinstance(effect, StartUp) else "down")
         elif isinstance(effect, StartFinish):
             self._start_finish(svc)
         elif isinstance(effect, SignalRun):
             self._signal_run(svc, effect.signum)
         elif isinstance(effect, KillGroup):
             pgid = svc.finish_pid if effect.finish else svc.pgid
-            if effect.finish:
+            if isinstance(svc, Oneshot):
+                which = "up" if svc.state is OneshotState.STARTING else "down"
+                log.warn(f"oneshot {svc.name}: {which} still running after its timeout, killing it (to give it "
+                         f"longer, raise {self._conf_file(svc, 'timeout-' + which)})")
+            elif effect.finish:
                 log.warn(f"service {svc.name}: finish still running after {svc.spec.timeout_finish_ms} ms, "
                          f"killing it (to give it longer, raise {self._conf_file(svc, 'timeout-finish')})")
             else:
@@ -172,7 +255,7 @@ class Supervisor:
         else:  # pragma: no cover - the machine returns only the effects above
             raise TypeError(f"unknown effect {effect!r}")
 
-    def _conf_file(self, svc: Service, file: str) -> str:
+    def _conf_file(self, svc: Record, file: str) -> str:
         """Where the user sets ``file`` of a service for good: under services/ of the configuration,
         or the live copy for a service that was added there."""
         conf = os.path.join(self.settings.conf("services"), svc.name)
@@ -188,7 +271,7 @@ class Supervisor:
                 f"stops on another signal, name it in {self._conf_file(svc, 'down-signal')}; to give it "
                 f"longer, raise {grace})")
 
-    def _arm_timer(self, svc: Service) -> None:
+    def _arm_timer(self, svc: Record) -> None:
         """The record's one timer follows its deadline (cancelled for a record no longer held)."""
         if svc.timer is not None:
             svc.timer.cancel()
@@ -196,9 +279,18 @@ class Supervisor:
         if svc.deadline is not None and self.services.get(svc.name) is svc:
             svc.timer = self.loop.call_at(svc.deadline, lambda: self.feed(svc, Event.DEADLINE))
 
-    def _changed(self, svc: Service) -> None:
-        if self.shutting_down and _logged(svc) and svc.state is State.DOWN:
-            self._release_logger(svc)
+    def _changed(self, svc: Record) -> None:
+        if self.shutting_down and svc.is_down():
+            if svc.pump is not None:
+                self._release_logger(svc, self._grace_deadline)  # a built-in log: drained and closed now
+            for dep in svc.needs:
+                self._stop_if_free(dep)
+        for dependant in svc.needed_by:
+            dependant.waiting_on = _not_ready(dependant.needs)
+            if dependant.state in WAITING and not dependant.waiting_on:
+                self.feed(dependant, Event.DEPS_READY)
+        if isinstance(svc, Oneshot) and svc.state is OneshotState.FAILED:
+            self._oneshot_failed(svc)
         self._forget_if_done(svc)
         for listener in list(self.listeners):
             listener()
@@ -206,6 +298,16 @@ class Supervisor:
     # ---- effects --------------------------------------------------------------------------------
     def _env(self) -> dict:
         return self._env_batch if self._env_batch is not None else self._env_source()
+
+    def _service_env(self, spec: servicedir.ServiceSpec) -> Mapping[str, str]:
+        """The container's environment, then HOME/USER/LOGNAME of its ``user``, then its own
+        ``env``; ConfigError for an unusable ``user`` or ``env`` (a failed start)."""
+        if spec.problem:
+            raise ConfigError(spec.problem)
+        env: Mapping[str, str] = self._env()
+        if spec.user_env:
+            env = {**env, **spec.user_env}
+        return envdir.service_env(env, spec.path)
 
     def _report(self, svc: Service, message: str, warn: bool = True) -> None:
         """Say it once per change of what is wrong (a broken service must not flood the log)."""
@@ -243,11 +345,12 @@ class Supervisor:
             if spec.notification_fd is not None:
                 ready_r, ready_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
                 fds[spec.notification_fd] = ready_w
+            env = self._service_env(spec)
             if not os.path.exists(spec.run):
                 raise SpawnError(spec.run, errno.ENOENT)
-            pid = spawn.spawn([spec.run, svc.name], self._env(), fds=fds, cwd=spec.path,
-                              new_session=True)
-        except (SpawnError, OSError) as e:
+            pid = spawn.spawn([spec.run, svc.name], env, fds=fds, cwd=spec.path,
+                              new_session=True, user=spec.user)
+        except (SpawnError, ConfigError, OSError) as e:
             for fd in (ready_r, ready_w):
                 if fd is not None:
                     os.close(fd)
@@ -336,10 +439,11 @@ class Supervisor:
                 fds[1] = log_w
                 if svc.pump is not None and svc.pump.config.stderr:
                     fds[2] = log_w
-            pid = spawn.spawn(argv, self._env(), fds=fds, cwd=svc.spec.path, new_session=True)
-        except (SpawnError, OSError) as e:
+            pid = spawn.spawn(argv, self._service_env(svc.spec), fds=fds, cwd=svc.spec.path, new_session=True,
+                              user=svc.spec.user)
+        except (SpawnError, ConfigError, OSError) as e:
             self._report(svc, f"service {svc.name}: {self._start_error(e, svc.spec.finish)}")
-            self.feed(svc, Event.FINISH_EXITED, (e.code if isinstance(e, SpawnError) else EXIT_INTERNAL) << 8)
+            self.feed(svc, Event.FINISH_EXITED, (e.code if isinstance(e, IgnityError) else EXIT_INTERNAL) << 8)
             return
         svc.finish_pid = pid
         self.loop.on_exit(pid, lambda st: self._on_finish_exit(svc, st))
@@ -400,6 +504,53 @@ class Supervisor:
         elif svc.pid is not None:
             spawn.kill(svc.pid, signal.SIGALRM)
 
+    # ---- oneshots --------------------------------------------------------------------------------
+    def _start_oneshot(self, shot: Oneshot, which: str) -> None:
+        """Spawn a oneshot's ``up`` or ``down``; SPAWNED or SPAWN_FAILED (with the status that
+        stands for the failure: 126/127, 100 for an unusable user or env) is always fed back."""
+        spec = shot.spec
+        program = spec.up if which == "up" else spec.down_program
+        if shot.spawns or shot.state is OneshotState.STOPPING:
+            shot.spec = spec = servicedir.read_spec(shot.name, spec.path)
+        try:
+            env = self._service_env(spec)
+            if not os.path.exists(program):
+                raise SpawnError(program, errno.ENOENT)
+            argv = [program, shot.name] if os.access(program, os.X_OK) else _command_line(program)
+            pid = spawn.spawn(argv, env, fds={0: spawn.devnull()}, cwd=spec.path, new_session=True,
+                              user=spec.user)
+        except (SpawnError, ConfigError, OSError) as e:
+            code = e.code if isinstance(e, IgnityError) else EXIT_INTERNAL
+            shot.error = f"oneshot {shot.name}: {which}: {e if isinstance(e, IgnityError) else e.strerror}"
+            log.warn(shot.error)
+            self.feed(shot, Event.SPAWN_FAILED, code << 8)
+            return
+        self.loop.on_exit(pid, lambda status: self._on_oneshot_exit(shot, which, status))
+        self.feed(shot, Event.SPAWNED, pid)
+        log.info(f"oneshot {shot.name}: {which} started, pid {pid}")
+
+    def _on_oneshot_exit(self, shot: Oneshot, which: str, status: int) -> None:
+        if which == "down" and status != 0:
+            log.warn(f"oneshot {shot.name}: down {describe(status)}")
+        else:
+            log.info(f"oneshot {shot.name}: {which} {describe(status)}")
+        self.feed(shot, Event.RUN_EXITED, status)
+
+    def _oneshot_failed(self, shot: Oneshot) -> None:
+        """Its ``up`` failed: the boot stops with that status, as for an init script (unless
+        ``optional``, or it was not started by the boot: then it is reported)."""
+        status = shot.last_status or 0
+        what = (f"timed out after {shot.spec.timeout_up_ms} ms" if shot.timed_out else describe(status))
+        fatal = shot.at_boot and not shot.spec.optional and not self.shutting_down
+        shot.at_boot = False
+        shot.error = shot.error or f"up {what}"
+        if fatal and self.on_boot_failed is not None:
+            log.lifecycle(f"boot stopped: oneshot {shot.name}: up {what} (status {exit_code(status)})")
+            self.on_boot_failed(exit_code(status))
+        else:
+            held = [d.name for d in shot.needed_by]
+            log.warn(f"oneshot {shot.name}: up {what}" + (f" (holding back {', '.join(held)})" if held else ""))
+
     # ---- readiness (notification-fd) -----------------------------------------------------------
     def _watch_ready(self, svc: Service, fd: int) -> None:
         svc.ready_fd = fd
@@ -437,6 +588,10 @@ class Supervisor:
         svc = self.services[name]
         event = {"up": Event.CMD_UP, "down": Event.CMD_DOWN, "once": Event.CMD_ONCE,
                  "restart": Event.CMD_RESTART}[action]
+        if event in (Event.CMD_UP, Event.CMD_ONCE):
+            # its dependencies first (svc -d, by contrast, leaves the dependants alone)
+            for dep in _dependencies_of(svc, self.graph(), self.services):
+                self.feed(dep, Event.CMD_UP)
         self.feed(svc, event)
 
     def send_signal(self, name: str, signum: int) -> None:
@@ -451,9 +606,12 @@ class Supervisor:
             svc = self.services[name]
             out.append({
                 "name": svc.name,
+                "type": svc.spec.type,
+                "user": svc.spec.user_name,
+                "waiting_on": list(svc.waiting_on) if svc.state in WAITING else [],
                 "state": svc.status_word(),
                 "pid": svc.pid,
-                "ready": bool(svc.ready and svc.pid is not None),
+                "ready": bool(svc.ready and (svc.pid is not None or isinstance(svc, Oneshot))),
                 "restarts": svc.restarts,
                 "uptime_s": round(now - svc.up_since, 3) if svc.up_since is not None else None,
                 "last_exit_code": svc.last_exit_code,
@@ -469,27 +627,51 @@ class Supervisor:
 
     def not_ready(self) -> list[str]:
         return [s.name for s in self.services.values()
-                if s.want is not Want.DOWN and not s.is_logger and not (s.state is State.UP and s.ready)]
+                if s.want is not Want.DOWN and not s.is_logger and not s.ready_for_dependants()]
 
     def all_down(self) -> bool:
-        return all(s.state is State.DOWN for s in self.services.values())
+        return all(s.is_down() for s in self.services.values())
 
     # ---- shutdown -------------------------------------------------------------------------------
     def shutdown(self, grace_s: float) -> None:
-        """SPEC §3 stage 3.2-3.3: every service gets its down signal; what is still up at the
-        grace deadline gets SIGKILL; each logger is stopped after its service."""
+        """SPEC §3 stage 3.2-3.3, in reverse dependency order: nothing starts any more; a record
+        gets its down signal (a logger: the end of its input) once every record that depends on
+        it is down; at the grace deadline what is still up gets SIGKILL, and what still waited
+        for its turn gets its down signal then, and SIGKILL LATE_KILL_S later."""
         if self.shutting_down:
             return
         self.shutting_down = True
         self._grace_deadline = time.monotonic() + grace_s
-        for svc in list(self.services.values()):
-            if not svc.is_logger:
-                self.feed(svc, Event.SHUTDOWN, self._grace_deadline)
-        for svc in list(self.services.values()):
-            if _logged(svc) and svc.state is State.DOWN:
-                self._release_logger(svc)
+        for rec in list(self.services.values()):
+            self.feed(rec, Event.HOLD)
+        for rec in list(self.services.values()):
+            if rec.pump is not None and rec.is_down():
+                self._release_logger(rec, self._grace_deadline)
+            self._stop_if_free(rec)
+        if not self.all_down():
+            self._grace_timer = self.loop.call_at(self._grace_deadline, self._stop_the_rest)
 
-    def _release_logger(self, main: Service) -> None:
+    def _stop_if_free(self, rec: Record) -> None:
+        if rec.shutdown_sent or self.services.get(rec.name) is not rec:
+            return
+        if all(d.is_down() or self.services.get(d.name) is not d for d in rec.needed_by):
+            self._stop_now(rec, self._grace_deadline)
+
+    def _stop_now(self, rec: Record, kill_at: float | None) -> None:
+        rec.shutdown_sent = True
+        if rec.main is not None:
+            self._release_logger(rec.main, kill_at)
+        else:
+            self.feed(rec, Event.SHUTDOWN, kill_at)
+
+    def _stop_the_rest(self) -> None:
+        self._grace_timer = None
+        late = time.monotonic() + LATE_KILL_S
+        for rec in list(self.services.values()):
+            if not rec.shutdown_sent:
+                self._stop_now(rec, late)
+
+    def _release_logger(self, main: Service, kill_at: float | None) -> None:
         """The service is down: close our write end so its logger reads to end-of-file and exits
         (the machine gives it LOGGER_EOF_GRACE_S, then its down signal). A built-in log is drained
         and closed now: what the service wrote is in the pipe already."""
@@ -498,9 +680,8 @@ class Supervisor:
             main.log_write = None
         if main.pump is not None:
             main.pump.close()
-        logger = main.logger
-        if logger is not None and not logger.shutting_down:
-            self.feed(logger, Event.RELEASE, self._grace_deadline)
+        if main.logger is not None:
+            self.feed(main.logger, Event.RELEASE, kill_at)
 
     def _close_log_pipe(self, main: Service) -> None:
         if main.pump is not None:
@@ -512,6 +693,24 @@ class Supervisor:
         main.log_read = main.log_write = None
 
 
-def _logged(svc: Service) -> bool:
-    """Whether a service's output goes through a pipe ignity holds (to a logger or a built-in log)."""
-    return svc.logger is not None or svc.pump is not None
+def _command_line(path: str) -> list[str]:
+    """A non-executable ``up``/``down`` is s6-rc's: one execline command line, run without
+    execline (``execline.command_line``); empty means nothing to do. ConfigError otherwise."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(65536)
+        argv = execline.command_line(execline.strip_shebang(text)[1])
+    except OSError as e:
+        raise ConfigError(f"unable to read {path}: {e.strerror}") from None
+    except ValueError as e:  # ExeclineError, NotOneCommand
+        raise ConfigError(f"{path}: {e} (make it an executable script)") from None
+    return argv or ["true"]
+
+
+def _not_ready(records: list[Record]) -> list[str]:
+    return [rec.name for rec in records if not rec.ready_for_dependants()]
+
+
+def _dependencies_of(rec: Record, graph: Mapping[str, list[str]], records: Mapping[str, Record]) -> list[Record]:
+    """Everything ``rec`` depends on, directly or not, each after its own dependencies."""
+    return [records[name] for name in dependencies.closure(graph, [rec.name]) if name != rec.name]

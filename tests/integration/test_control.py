@@ -44,7 +44,8 @@ def test_status_json_shape(ct):
     r = ct.ctl("status", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert set(doc) == {"services"}
+    assert set(doc) == {"services", "dependencies"}
+    assert doc["dependencies"] == {"up": [], "down": []}  # the graph: name -> names it depends on
     by_name = {s["name"]: s for s in doc["services"]}
     assert set(by_name) == {"up", "down"}
     keys = {"name", "state", "pid", "ready", "restarts", "uptime_s", "last_exit_code", "last_signal"}

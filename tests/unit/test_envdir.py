@@ -67,3 +67,28 @@ def test_visible_entries_byte_order_without_dotfiles(tmp_path):
     assert [os.path.basename(p) for p in confdir.visible_entries(tmp_path)] == ["00-a", "10-b", "9-c"]
     assert confdir.visible_entries(tmp_path / "missing") == []
     assert os.path.exists(tmp_path / ".hidden")
+
+
+def test_service_env_dotenv_file_wins_over_base_and_expands(tmp_path):
+    (tmp_path / "env").write_text("PORT=81\nURL=http://${HOST}:${PORT}/\n")
+    env = envdir.service_env({"HOST": "db", "PORT": "80", "KEEP": "1"}, str(tmp_path))
+    assert env == {"HOST": "db", "PORT": "81", "URL": "http://db:81/", "KEEP": "1"}
+
+
+def test_service_env_envdir_sets_and_unsets(tmp_path):
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "PORT").write_text("81\n")
+    (tmp_path / "env" / "SECRET").write_text("")
+    env = envdir.service_env({"SECRET": "x", "PORT": "80"}, str(tmp_path))
+    assert env == {"PORT": "81"}
+
+
+def test_service_env_error_names_file_and_line(tmp_path):
+    (tmp_path / "env").write_text("A=1\nnot valid\n")
+    with pytest.raises(ConfigError) as e:
+        envdir.service_env({}, str(tmp_path))
+    assert str(e.value).startswith(f"env file {tmp_path}/env line 2: cannot parse")
+
+
+def test_service_env_none(tmp_path):
+    assert envdir.service_env({"A": "1"}, str(tmp_path)) == {"A": "1"}

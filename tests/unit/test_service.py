@@ -267,6 +267,14 @@ class Driver:
         """One event the world could send now."""
         svc, rng = self.svc, self.rng
         choices = [Event.CMD_UP, Event.CMD_DOWN, Event.CMD_ONCE, Event.CMD_RESTART, Event.READY]
+        # a dependency goes and comes back: waiting_on as the supervisor keeps it, DEPS_READY
+        # once it is empty again
+        if rng.random() < 0.1:
+            svc.waiting_on = [] if svc.waiting_on else ["db"]
+            if not svc.waiting_on:
+                choices = [Event.DEPS_READY]
+        if rng.random() < 0.01:
+            choices += [Event.HOLD]
         if svc.pid is not None:
             choices += [Event.RUN_EXITED] * 3
         if self.finish_running:
@@ -305,3 +313,38 @@ class Driver:
 @pytest.mark.parametrize("seed", range(200))
 def test_wanted_up_is_running_finishing_or_timed(seed):
     Driver(random.Random(seed)).run(300)
+
+
+# ---- dependencies -------------------------------------------------------------------------------
+def test_waits_for_dependencies_then_starts():
+    svc = Service(spec(), want=Want.DOWN)
+    svc.waiting_on = ["db"]
+    assert step(svc, Event.CMD_UP, None, 100.0) == []
+    assert svc.state is State.WAITING and supervised(svc) and svc.status_word() == "down"
+    svc.waiting_on = []
+    assert step(svc, Event.DEPS_READY, None, 100.0) == [StartRun()]
+    step(svc, Event.SPAWNED, 42, 100.0)
+    assert svc.ready_for_dependants()
+
+
+def test_restart_after_exit_waits_for_a_dependency_that_went_away():
+    svc = Service(spec())
+    step(svc, Event.CMD_UP, None, 100.0)
+    step(svc, Event.SPAWNED, 42, 100.0)
+    svc.waiting_on = ["db"]
+    assert step(svc, Event.RUN_EXITED, exited(1), 105.0) == [SetDeadline(None)]
+    assert svc.state is State.WAITING
+    assert step(svc, Event.CMD_DOWN, None, 106.0) == [SetDeadline(None)] and svc.state is State.DOWN
+
+
+def test_hold_keeps_the_process_but_never_restarts():
+    svc = Service(spec())
+    step(svc, Event.CMD_UP, None, 100.0)
+    step(svc, Event.SPAWNED, 42, 100.0)
+    assert step(svc, Event.HOLD, None, 101.0) == [] and svc.state is State.UP
+    step(svc, Event.RUN_EXITED, exited(1), 105.0)
+    assert svc.state is State.DOWN and svc.want is Want.DOWN
+    waiting = Service(spec())
+    waiting.waiting_on = ["db"]
+    step(waiting, Event.CMD_UP, None, 100.0)
+    assert step(waiting, Event.HOLD, None, 101.0) == [SetDeadline(None)] and waiting.state is State.DOWN

@@ -1,8 +1,18 @@
 """servicedir: knob files of SPEC §7, bad values fall back to defaults."""
 import os
+import pwd
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from ignity import servicedir
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def make(tmp_path, **files):
@@ -113,3 +123,56 @@ def test_stop_knobs_read_again(tmp_path):
     kept = servicedir.read_stop_knobs(again)
     assert kept.down_signal == signal.SIGUSR1
     assert kept.unread == (f"{d}/down-signal: Too many levels of symbolic links",)
+def test_type_dependencies_oneshot_knobs(tmp_path):
+    d = make(tmp_path, type="oneshot\n", timeout_up="1500", timeout_down="200", optional="", down="#!/bin/sh\n",
+             up="#!/bin/sh\n")
+    (d / "dependencies.d").mkdir()
+    for name in ("redis", "app", ".hidden"):
+        (d / "dependencies.d" / name).write_text("")
+    spec = servicedir.read_spec("svc", str(d))
+    assert spec.oneshot and spec.type == "oneshot" and spec.problem is None
+    assert spec.dependencies == ("app", "redis")
+    assert (spec.timeout_up_ms, spec.timeout_down_ms, spec.optional) == (1500, 200, True)
+    assert not spec.down  # a oneshot's `down` is its down program, not "not at boot"
+    assert spec.up == str(d / "up") and spec.down_program == str(d / "down")
+
+
+def test_defaults_of_new_knobs(tmp_path):
+    spec = servicedir.read_spec("svc", str(make(tmp_path)))
+    assert spec.type == "longrun" and not spec.oneshot and spec.dependencies == () and spec.user is None
+    assert (spec.timeout_up_ms, spec.timeout_down_ms, spec.optional, spec.problem) == (0, 0, False, None)
+
+
+def test_bad_type_is_a_problem(tmp_path):
+    spec = servicedir.read_spec("svc", str(make(tmp_path, type="bundle\n")))
+    assert spec.type == "longrun" and "'bundle' is not a type of service" in spec.problem
+
+
+def test_user_file(tmp_path):
+    me = pwd.getpwuid(os.geteuid())
+    spec = servicedir.read_spec("svc", str(make(tmp_path, user=f"{me.pw_name}\n")))
+    assert spec.problem is None and spec.user.uid == os.geteuid() and spec.user_name == me.pw_name
+
+
+def test_unknown_user_is_a_problem_naming_the_file(tmp_path):
+    d = make(tmp_path, user="no-such-user-here\n")
+    spec = servicedir.read_spec("svc", str(d))
+    assert spec.problem.startswith(f"{d}/user: unknown user no-such-user-here")
+
+
+def test_other_user_as_non_root_is_a_problem(tmp_path):
+    if os.geteuid() != 0:
+        d = make(tmp_path, user="0:0\n")
+        assert "not root" in servicedir.read_spec("svc", str(d)).problem
+        return
+    base = Path(tempfile.mkdtemp(prefix="ignity-user-"))  # pytest's tmp_path is 0700: not for uid 65534
+    os.chmod(base, 0o755)
+    d = make(base, user="0:0\n")
+    code = ("import os, sys; os.setgroups([]); os.setgid(65534); os.setuid(65534); "
+            "from ignity import servicedir; print(servicedir.read_spec('svc', sys.argv[1]).problem)")
+    out = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, cwd="/",
+                         env={**os.environ, "PYTHONPATH": SRC})
+    shutil.rmtree(base)
+    if "ModuleNotFoundError" in out.stderr or "Permission denied" in out.stderr:
+        pytest.skip("this interpreter cannot run as uid 65534")
+    assert "ignity runs as uid 65534, not root" in out.stdout, out.stderr
