@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import random
 import shutil
 import subprocess
 import sys
@@ -227,6 +228,45 @@ class Ignity(ServiceDirSupervisor, Init):
         return [str(self.executable()), *command]
 
 
+class IgnityGraph(Ignity):
+    """ignity with ``dependencies.d/`` between its N services, for the dependency rows (not a peer):
+    ``none`` (no file at all), ``chain`` (each service needs the one before it: one start at a time)
+    and ``dag`` (wide: GRAPH_LAYERS layers, each service needs 2 of the layer before it). The
+    services have no notification-fd, so each is ready when it starts: what is measured is the cost
+    of the graph, not readiness waits."""
+
+    GRAPH_LAYERS = 5
+
+    def __init__(self, shape: str):
+        self.shape = shape
+        self.name = f"ignity {shape}"
+
+    def layout(self, root: Path, markers: Path, n: int) -> None:
+        super().layout(root, markers, n)
+        names = service_names(n)
+        for name, deps in graph(self.shape, names).items():
+            for dep in deps:
+                path = self.scan_dir(root) / name / "dependencies.d" / dep
+                path.parent.mkdir(exist_ok=True)
+                path.touch()
+
+
+def graph(shape: str, names: list[str]) -> dict[str, list[str]]:
+    """name -> the names it depends on, for ``IgnityGraph``'s shapes (the same graph every run)."""
+    if shape == "chain":
+        return {name: names[i - 1:i] for i, name in enumerate(names)}
+    if shape == "dag":
+        rng = random.Random(len(names))
+        width = max(1, -(-len(names) // IgnityGraph.GRAPH_LAYERS))
+        layers = [names[i:i + width] for i in range(0, len(names), width)]
+        out = {name: [] for name in layers[0]}
+        for before, layer in zip(layers, layers[1:]):
+            for name in layer:
+                out[name] = rng.sample(before, min(2, len(before)))
+        return out
+    return {name: [] for name in names}
+
+
 class ScanDirProgram(ServiceDirSupervisor, DebianTool):
     """A C scanner run as ``PROGRAM SCANDIR``."""
 
@@ -327,5 +367,6 @@ class NoInit(Init):
 
 IGNITY = Ignity()
 SUPERVISORS: tuple[Supervisor, ...] = (IGNITY, S6(), Runit(), Supervisord(), Circus())
+GRAPHS: tuple[IgnityGraph, ...] = tuple(IgnityGraph(shape) for shape in ("none", "chain", "dag"))
 INITS: tuple[Init, ...] = (IGNITY, Tini(), DumbInit())
 BASELINE_INIT = NoInit()

@@ -183,8 +183,53 @@ def targets(result: dict[str, Any]) -> list[Check]:
         all_done = bool(done) and min(done) >= n
         checks.append(Check(check.target, f"{check.measured}; handlers {fmt(min(done)) if done else '?'}/{n}",
                             None if check.ok is None else check.ok and all_done))
+    checks += _graph_checks(result)
     init = median(result["init_true"].get(IGNITY, {}).get("samples"))
     checks.append(_le("`/init true` ≤ 50 ms", init, 50.0, "ms"))
+    return checks
+
+
+GRAPH_SHAPES = (("none", "no dependencies"), ("chain", "a chain (each needs the one before)"),
+                ("dag", "a wide DAG (5 layers, each service needs 2 of the layer before)"))
+DAG_MAX_RATIO = 1.05  # a DAG must not cost more than ~5 % over no dependencies
+
+
+def _graph_samples(result: dict[str, Any]) -> dict[tuple[str, int], list[float]]:
+    out: dict[tuple[str, int], list[float]] = {}
+    for g in result.get("graphs", []):
+        if g.get("boot_ms") is not None:
+            out.setdefault((g["shape"], g["n"]), []).append(g["boot_ms"])
+    return out
+
+
+def graphs_table(result: dict[str, Any]) -> str:
+    """ignity's boot with dependencies.d/ between its services, against the same N without."""
+    samples = _graph_samples(result)
+    sizes = sorted({n for _, n in samples})
+    if not sizes:
+        return ""
+    lines = ["| ignity boot, launch → all N up, ms | " + " | ".join(f"N={n}" for n in sizes) + " |",
+             "|---|" + "---|" * len(sizes)]
+    for shape, label in GRAPH_SHAPES:
+        cells = []
+        for n in sizes:
+            mine, base = median(samples.get((shape, n))), median(samples.get(("none", n)))
+            text = cell(samples.get((shape, n)))
+            if shape != "none" and mine is not None and base:
+                text += f" ({mine / base:.2f}{TIMES})"
+            cells.append(text)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _graph_checks(result: dict[str, Any]) -> list[Check]:
+    samples = _graph_samples(result)
+    checks = []
+    for n in sorted({n for _, n in samples}):
+        base = median(samples.get(("none", n)))
+        limit = base * DAG_MAX_RATIO if base is not None else None
+        checks.append(_le(f"boot of {n} services in a wide DAG ≤ {DAG_MAX_RATIO:g}{TIMES} none",
+                          median(samples.get(("dag", n))), limit, "ms", f"{DAG_MAX_RATIO:g}{TIMES} none ="))
     return checks
 
 
@@ -234,5 +279,11 @@ def markdown(result: dict[str, Any]) -> str:
     for tool, run in result["init_true"].items():
         if run.get("error"):
             parts.append(f"Error `/init true` {tool}: {run['error']}.")
+    graphs = graphs_table(result)
+    if graphs:
+        parts += ["", "Dependencies (ignity alone; services ready as they start, so no readiness wait):", "", graphs]
+    for g in result.get("graphs", []):
+        if g.get("error"):
+            parts.append(f"Error ignity {g['shape']} N={g['n']} session {g['rep'] + 1}: {g['error']}.")
     parts += ["", "Targets:", "", targets_table(result), ""]
     return "\n".join(parts)

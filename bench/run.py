@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import install
 import report
 import workloads
-from peers import BASELINE_INIT, INITS, SUPERVISORS, Init, Supervisor, Tool
+from peers import BASELINE_INIT, GRAPHS, INITS, SUPERVISORS, Init, Supervisor, Tool
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -82,6 +82,29 @@ def run_sessions(tools: list[Supervisor], plan: workloads.Plan) -> list[dict[str
         sessions.append(out)
         _say(f"[{count}/{len(order)}] {tool.name} N={n}: {_brief(out)}")
     return sessions
+
+
+# the dependency rows: ignity alone, boot with N services and no dependencies / a chain / a wide DAG
+GRAPH_SIZES = (100, 500)
+
+
+def run_graphs(plan: workloads.Plan) -> list[dict[str, Any]]:
+    sizes = [(n, reps) for n, reps in zip(plan.sizes, plan.reps) if n in GRAPH_SIZES]
+    order = [(rep, n, tool) for rep in range(max((r for _, r in sizes), default=0)) for n, reps in sizes
+             if rep < reps for tool in GRAPHS]
+    records = []
+    for count, (rep, n, tool) in enumerate(order, 1):
+        out: dict[str, Any] = {"shape": tool.shape, "n": n, "rep": rep}
+        root = Path(tempfile.mkdtemp(prefix=f"ignity-bench-graph-{tool.shape}-{n}-"))
+        try:
+            out["boot_ms"] = workloads.boot_only(tool, n, plan, root)
+        except (workloads.Failed, OSError, RuntimeError) as e:
+            out["error"] = str(e)
+        finally:
+            _cleanup(root, out)
+        records.append(out)
+        _say(f"[{count}/{len(order)}] {tool.name} N={n}: {_brief(out)}")
+    return records
 
 
 def run_idle(tools: list[Supervisor], plan: workloads.Plan) -> list[dict[str, Any]]:
@@ -155,6 +178,7 @@ def main(argv: list[str]) -> int:
     runnable = [t for t in supervisors if t.name not in skipped]
     sessions = run_sessions(runnable, plan)
     idle = run_idle(runnable, plan) if runnable else []
+    graphs = run_graphs(plan) if any(t.name == "ignity" for t in runnable) else []
     init_true = run_inits([*(t for t in inits if t.name not in skipped), BASELINE_INIT], plan.init_runs)
     result = {
         "meta": {
@@ -169,6 +193,7 @@ def main(argv: list[str]) -> int:
         "skipped": skipped,
         "sessions": sessions,
         "idle": idle,
+        "graphs": graphs,
         "init_true": init_true,
     }
     markdown = report.markdown(result)

@@ -95,6 +95,14 @@ def session(tool: Supervisor, n: int, plan: Plan, root: Path, kill_budget_s: flo
         _shutdown(ns, markers.directory, plan.shutdown_timeout_s, out)
 
 
+def boot_only(tool: Supervisor, n: int, plan: Plan, root: Path) -> float:
+    """Launch → all N up (ms), then tear the namespace down (the dependency rows: a chain's
+    graceful stop is one service at a time by design, and is not what they measure)."""
+    with ExitStack() as stack:
+        ns, markers = _launch(stack, tool, n, root)
+        return _boot(ns, markers, n, plan)
+
+
 def idle(tools: Sequence[Supervisor], n: int, plan: Plan, root: Path) -> list[dict[str, Any]]:
     """Every tool up with N services at once (launched together: boot is not measured here),
     then one window."""
