@@ -11,7 +11,9 @@ import pytest
 from .harness import PY
 
 UID = 1000
-REPORT = 'grep -E "^(Uid|Gid|Groups):" /proc/self/status > {out}/{name}.ids; env > {out}/{name}.env'
+# written to a temporary name, then renamed: a test that sees the file sees all of it
+REPORT = ('grep -E "^(Uid|Gid|Groups):" /proc/self/status > {out}/.{name}.ids && '
+          'mv {out}/.{name}.ids {out}/{name}.ids; env > {out}/.{name}.env && mv {out}/.{name}.env {out}/{name}.env')
 
 
 def ids(ct, name):
