@@ -5,19 +5,19 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ignity"
 LAYERS = {
-    "errors": 0, "log": 0, "protocol": 0, "record": 0, "confdir": 0, "logformat": 0, "execline": 0,
+    "errors": 0, "log": 0, "protocol": 0, "record": 0, "confdir": 0, "logformat": 0, "execline": 0, "metrics": 0, "health": 0,
     "settings": 1, "envdir": 1, "servicedir": 1, "accounts": 1, "render": 1, "logconf": 1, "logdir": 1,
-    "s6settings": 1, "dependencies": 1,
+    "s6settings": 1, "dependencies": 1, "resources": 1,
     "spawn": 2, "loop": 2, "setuidgid": 2, "perms": 2, "templates": 2, "logpump": 2, "s6compat": 2, "fdlimit": 2,
     "s6rc": 2,
     "service": 3, "oneshot": 3, "supervisor": 3, "scripts": 3, "preboot": 3,
-    "control": 4, "client": 4,
+    "control": 4, "client": 4, "httpd": 4,
     "stages": 5, "s6shims": 5,
     "cli": 6, "__main__": 7, "__init__": 0,
 }
 SAME_LAYER_ALLOWED = {("supervisor", "service"), ("supervisor", "oneshot"), ("oneshot", "service"),
                       ("protocol", "errors"), ("logpump", "loop"), ("servicedir", "accounts")}
-THIRD_PARTY_HOME = {"dotenv": "envdir", "jinja2": "render", "psutil": "control"}
+THIRD_PARTY_HOME = {"dotenv": "envdir", "jinja2": "render", "psutil": "resources"}
 
 
 def imports(path: Path):
