@@ -27,7 +27,10 @@ commands:
   svc -u|-d|-r|-o|-a|-k|-t|-h|-i|-q|-1|-2|-p|-c NAME...
                                       up, down, restart, once, alarm (rotate the log);
                                       send KILL TERM HUP INT QUIT USR1 USR2 STOP CONT
-  status [--json] [NAME...]           state, pid, uptime, ready, restarts, last exit of services
+  status [--json|-l] [NAME...]        state, pid, uptime, ready, restarts, last exit, health of services
+                                      (--json and -l: with the resources of each process tree)
+  health [--json] [NAME...]           exit 0 when every service wanted up is up, ready, not failing (1: not)
+  metrics                             the Prometheus text exposition of services and ignity
   wait -u|-U|-d|-D [-t MS] [--any] NAME...
                                       block until up / ready / down / down with finish done (99: timeout)
   halt [--exit-code N]                shut the container down
@@ -86,7 +89,7 @@ def _dispatch(args: list[str]) -> int:
         return EXIT_INTERNAL  # exec_as does not return
     if command == "render":
         return _render(rest)
-    if command in ("svc", "status", "wait", "halt", "rescan"):
+    if command in ("svc", "status", "wait", "halt", "rescan", "health", "metrics"):
         return _control(command, rest)
     if command == "log":
         return _log(rest)
@@ -155,6 +158,7 @@ def _control(command: str, args: list[str]) -> int:
 
     message = _control_request(command, args)
     as_json = message.pop("json", False)
+    long = message.pop("long", False)
     timeout = client.REPLY_TIMEOUT_S
     if command == "wait":
         ms = message.get("timeout_ms")
@@ -166,7 +170,11 @@ def _control(command: str, args: list[str]) -> int:
         sys.stderr.write(f"ignity: {command}: {e}\n")
         return e.code
     if command == "status":
-        return client.print_status(reply, as_json)
+        return client.print_status(reply, as_json, long)
+    elif command == "health":
+        return client.print_health(reply, as_json)
+    elif command == "metrics":
+        client.print_metrics(reply)
     return 0
 
 
@@ -188,11 +196,19 @@ def _control_request(command: str, args: list[str]) -> dict:
             message["signal"] = int(signum)
         return message
     parser = _parser(f"ignity {command}")
-    if command == "status":
+    if command in ("status", "health"):
         parser.add_argument("--json", action="store_true")
+        if command == "status":
+            parser.add_argument("-l", "--long", action="store_true")
         parser.add_argument("names", nargs="*")
         ns = parser.parse_args(args)
-        return {"cmd": "status", "names": ns.names, "json": ns.json}
+        long = getattr(ns, "long", False)
+        # health asks for states only: a probe every few seconds must not cost a walk of /proc
+        return {"cmd": "status", "names": ns.names, "json": ns.json, "long": long,
+                "resources": command == "status" and (ns.json or long)}
+    if command == "metrics":
+        parser.parse_args(args)
+        return {"cmd": "status", "names": [], "resources": True}
     if command == "wait":
         group = parser.add_mutually_exclusive_group(required=True)
         for flag in ("u", "U", "d", "D"):

@@ -10,7 +10,7 @@ import json
 import socket
 import sys
 
-from . import protocol
+from . import health, metrics, protocol
 from .errors import EXIT_BOOTING, EXIT_INTERNAL
 
 # a reply to anything but `wait` comes at once; this only bounds a wedged server
@@ -95,20 +95,71 @@ def format_status(services: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def print_status(reply: dict, as_json: bool) -> int:
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f}M"
+
+
+def format_table(services: list[dict], ignity: dict | None) -> str:
+    """``ignity status -l``: one row per service with its resources, and ignity's own last."""
+    header = ("NAME", "STATE", "HEALTH", "PID", "UPTIME", "RESTARTS", "RSS", "CPU(U+S)", "FDS", "THREADS", "PROCS")
+    rows = [header]
+
+    def usage(res: dict | None) -> tuple:
+        if not res:
+            return ("-",) * 5
+        cpu = res["cpu_user_seconds"] + res["cpu_system_seconds"]
+        return (_mib(res["rss_bytes"]), f"{cpu:.2f}s", str(res["open_fds"]), str(res["threads"]),
+                str(res["processes"]))
+
+    for s in services:
+        uptime = f"{s['uptime_s']:.0f}s" if s.get("uptime_s") is not None else "-"
+        rows.append((s["name"], s["state"], s.get("health") or "-",
+                     str(s["pid"]) if s["pid"] is not None else "-", uptime, str(s.get("restarts", 0)),
+                     *usage(s.get("resources"))))
+    if ignity:
+        rows.append(("(ignity)", "up", "-", str(ignity.get("pid", "-")), "-", "-", *usage(ignity.get("resources"))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def print_status(reply: dict, as_json: bool, long: bool = False) -> int:
     """Print a status reply; the exit status: 0, or EXIT_BOOTING while the init scripts run."""
     services = reply.get("services", [])
     booting = reply.get("booting")
     if as_json:
-        doc = {"services": services}
+        document = {"services": services}
         if "dependencies" in reply:
-            doc["dependencies"] = reply["dependencies"]
+            document["dependencies"] = reply["dependencies"]
         if booting is not None:
-            doc["booting"] = booting
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            document["booting"] = booting
+        if "ignity" in reply:
+            document["ignity"] = reply["ignity"]
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif booting is not None:
         sys.stdout.write(f"booting: init script {booting or '(none yet)'} is running "
                          "(services start after the init scripts)\n")
+    elif long:
+        sys.stdout.write(format_table(services, reply.get("ignity")) + "\n")
     elif services:
         sys.stdout.write(format_status(services) + "\n")
     return EXIT_BOOTING if booting is not None else 0
+
+
+def print_health(reply: dict, as_json: bool) -> int:
+    """``ignity health``: 0 when every service asked about is ok, else 1 and one line per
+    service that is not, with the reason."""
+    services = reply.get("services", [])
+    phase = "booting" if reply.get("booting") is not None else (reply.get("ignity") or {}).get("phase", "running")
+    lines = health.verdict(services, phase)
+    if as_json:
+        verdicts = [{"name": s["name"], "health": word, "reason": reason or None}
+                    for s in services for word, reason in [health.assess(s)]]
+        sys.stdout.write(json.dumps({"healthy": not lines, "reasons": lines, "services": verdicts}, indent=2)
+                         + "\n")
+    elif lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return FAILURE if lines else 0
+
+
+def print_metrics(reply: dict) -> None:
+    sys.stdout.write(metrics.exposition(reply.get("services", []), (reply.get("ignity") or {}).get("resources")))

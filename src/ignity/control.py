@@ -21,7 +21,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from . import log, protocol
+from . import health, log, protocol, resources
 from .loop import Loop, Timer
 from .oneshot import OneshotState
 from .protocol import ProtocolError, with_short_path
@@ -100,6 +100,13 @@ class ControlServer:
         self._spare = _open_spare()
         self._listen(True)
         supervisor.listeners.append(self._check_waiters)
+
+    @property
+    def phase(self) -> str:
+        """ignity's own phase, for health verdicts: booting (init scripts), running, stopping."""
+        if self.booting is not None:
+            return "booting"
+        return "running" if self.accepting_commands else "stopping"
 
     def set_booting(self, script: str) -> None:
         """Stage 2 runs init script ``script``: commands about services cannot be served yet."""
@@ -311,12 +318,11 @@ class ControlServer:
             if cmd == "svc":
                 reply = self._svc(request)
             elif cmd == "status" and self.booting is not None:
-                reply = {"ok": True, "services": [], "booting": self.booting}
+                reply = {"ok": True, "booting": self.booting, **self.status_document([], False)}
             elif cmd == "status":
                 names = request["names"]
                 self._check_names(names)
-                reply = {"ok": True, "services": self.supervisor.status(names),
-                         "dependencies": self.supervisor.graph()}
+                reply = {"ok": True, **self.status_document(names, bool(request.get("resources")))}
             elif cmd == "rescan":
                 added, removed = self.supervisor.rescan()
                 reply = {"ok": True, "added": added, "removed": removed}
@@ -326,6 +332,24 @@ class ControlServer:
         except ProtocolError as e:
             reply = protocol.error_reply(str(e), e.code)
         self._finish(conn, reply)
+
+    def status_document(self, names: list[str] | None, with_resources: bool) -> dict:
+        """The status JSON: ``{"services": [...], "dependencies": {...}, "ignity": {"pid", "phase"}}``,
+        each service with its ``health`` word; with resources, each service's ``resources`` and
+        ignity's own. While booting: no services, no graph yet."""
+        services = self.supervisor.status(names) if self.booting is None else []
+        for s in services:
+            s["health"] = health.assess(s)[0]
+        ignity: dict = {"pid": os.getpid(), "phase": self.phase}
+        if with_resources:
+            usage = resources.of_trees({s["name"]: [s["pid"]] for s in services if s["pid"] is not None})
+            for s in services:
+                s["resources"] = usage.get(s["name"], resources.NOTHING).as_dict()
+            ignity["resources"] = resources.of_ignity().as_dict()
+        document = {"services": services, "ignity": ignity}
+        if self.booting is None:
+            document["dependencies"] = self.supervisor.graph()
+        return document
 
     def _halt(self, conn: _Connection, code: int | None) -> None:
         """Reply, then start the shutdown once the client has read the reply and gone (at most

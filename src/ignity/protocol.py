@@ -5,12 +5,14 @@ terminated. One reply: a single line of JSON, then the server closes the connect
 
 Requests (``v`` is the protocol version, 1):
   {"v": 1, "cmd": "svc", "action": "up|down|once|restart|alarm|signal", "signal": N, "names": [...]}
-  {"v": 1, "cmd": "status", "names": [...]}                  names empty = every service
+  {"v": 1, "cmd": "status", "names": [...], "resources": bool}  names empty = every service
   {"v": 1, "cmd": "wait", "until": "u|U|d|D", "timeout_ms": N|null, "any": bool, "names": [...]}
   {"v": 1, "cmd": "halt", "exit_code": N|null}
   {"v": 1, "cmd": "rescan"}
 Replies:
-  {"ok": true, ...}                     status adds "services": [...] (SPEC §11.11)
+  {"ok": true, ...}                     status adds "services": [...] (SPEC §11.11), each with its
+                                        "health"; with "resources": true each service's "resources"
+                                        and ignity's own: "ignity": {"pid", "resources"}
   {"ok": false, "code": N, "error": "..."}   N is the client's exit status (SPEC §8)
 
 This module must not depend on any other ignity module but ``errors``.
@@ -108,6 +110,9 @@ def decode_request(line: bytes) -> dict:
             raise ProtocolError("wait timeout_ms must be a non-negative integer")
         if not names:
             raise ProtocolError("wait needs at least one service name")
+    elif cmd == "status":
+        if not isinstance(request.get("resources", False), bool):
+            raise ProtocolError("status resources must be true or false")
     elif cmd == "halt":
         code = request.get("exit_code")
         if code is not None and (not _is_int(code) or not 0 <= code <= 255):

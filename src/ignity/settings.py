@@ -25,23 +25,23 @@ class Settings(Record):
     """Immutable once read."""
 
     __slots__ = ("cmd_wait_for_services", "cmd_wait_for_services_maxtime_ms", "conf_dir", "envs_shared",
-                 "kill_finalize_maxtime_ms", "kill_gracetime_ms", "log_prefix", "log_timestamps", "run_dir",
-                 "services_gracetime_ms", "skip_perms", "sync_disks", "templates_root", "user", "usermap_gid",
-                 "usermap_uid", "verbosity")
+                 "http_addr", "kill_finalize_maxtime_ms", "kill_gracetime_ms", "log_prefix", "log_timestamps",
+                 "run_dir", "services_gracetime_ms", "skip_perms", "sync_disks", "templates_root", "user",
+                 "usermap_gid", "usermap_uid", "verbosity")
 
     def __init__(self, *, conf_dir: str, run_dir: str, cmd_wait_for_services: bool = False,
                  cmd_wait_for_services_maxtime_ms: int = 5000, kill_finalize_maxtime_ms: int = 5000,
                  services_gracetime_ms: int = 5000, kill_gracetime_ms: int = 3000, skip_perms: bool = False,
                  sync_disks: bool = False, verbosity: int = 1, envs_shared: bool = False, user: str = "root",
                  usermap_uid: int = 0, usermap_gid: int = 0, templates_root: str = "/", log_prefix: bool = False,
-                 log_timestamps: str = "none"):
+                 log_timestamps: str = "none", http_addr: tuple[str, int] | None = None):
         self._set(conf_dir=conf_dir, run_dir=run_dir, cmd_wait_for_services=cmd_wait_for_services,
                   cmd_wait_for_services_maxtime_ms=cmd_wait_for_services_maxtime_ms,
                   kill_finalize_maxtime_ms=kill_finalize_maxtime_ms, services_gracetime_ms=services_gracetime_ms,
                   kill_gracetime_ms=kill_gracetime_ms, skip_perms=skip_perms, sync_disks=sync_disks,
                   verbosity=verbosity, envs_shared=envs_shared, user=user, usermap_uid=usermap_uid,
                   usermap_gid=usermap_gid, templates_root=templates_root, log_prefix=log_prefix,
-                  log_timestamps=log_timestamps)
+                  log_timestamps=log_timestamps, http_addr=http_addr)
 
     @property
     def envdir(self) -> str:
@@ -108,6 +108,43 @@ def _dir(env: Mapping[str, str], name: str, default: str) -> str:
     return os.path.normpath(value)
 
 
+def _http_addr(env: Mapping[str, str]) -> tuple[str, int] | None:
+    """IGNITY_HTTP_ADDR: ``HOST:PORT`` of the metrics/probe listener, off when unset. Only a
+    loopback address unless IGNITY_HTTP_ADDR_ALLOW_ANY=1: the endpoints need no credentials, so
+    reaching them from outside the container must be asked for in so many words."""
+    value = _get(env, "IGNITY_HTTP_ADDR")
+    allow_any = _flag(env, "IGNITY_HTTP_ADDR_ALLOW_ANY", False)
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ConfigError(f"IGNITY_HTTP_ADDR={value!r} must be HOST:PORT with a port from 1 to 65535 "
+                          "(e.g. 127.0.0.1:9000)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost":
+        host = "127.0.0.1"
+    if not _is_ip(host):
+        raise ConfigError(f"IGNITY_HTTP_ADDR={value!r}: {host!r} is not an IP address "
+                          "(write 127.0.0.1, [::1], 0.0.0.0 or [::])")
+    if not (host.startswith("127.") or host == "::1") and not allow_any:
+        raise ConfigError(f"IGNITY_HTTP_ADDR={value!r} is not a loopback address: set "
+                          "IGNITY_HTTP_ADDR_ALLOW_ANY=1 to serve metrics and probes beyond the container")
+    return host, int(port)
+
+
+def _is_ip(host: str) -> bool:
+    import socket  # only with IGNITY_HTTP_ADDR set
+
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            continue
+    return False
+
+
 def paths_only(env: Mapping[str, str] = os.environ) -> Settings:
     """Only the two directories: for clients (`ignity svc`, `with-env`) that must start fast and
     must not refuse to work because of an unrelated bad setting."""
@@ -135,4 +172,5 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         templates_root=_dir(env, "IGNITY_TEMPLATES_ROOT", "/"),
         log_prefix=_flag(env, "IGNITY_LOG_PREFIX", False),
         log_timestamps=_choice(env, "IGNITY_LOG_TIMESTAMPS", ("none", "iso", "tai64n"), "none"),
+        http_addr=_http_addr(env),
     )

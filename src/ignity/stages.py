@@ -47,6 +47,7 @@ class Init:
         self.loop = Loop()
         self.supervisor: Supervisor | None = None
         self.control: ControlServer | None = None
+        self.http = None                       # httpd.HttpServer, with IGNITY_HTTP_ADDR
         self.stop_signal: int | None = None    # the signal that asked for the shutdown
         self.stopping = False                  # a reason to enter stage 3 has come
         self.halt_code: int | None = None      # `ignity halt --exit-code` / halt-on-exit
@@ -182,6 +183,8 @@ class Init:
         self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt,
                                      self._on_boot_failed)
         self.control = ControlServer(self.loop, settings.control_socket, self.supervisor, self._on_halt)
+        if settings.http_addr is not None:
+            self._listen_http(*settings.http_addr)
         if self.compat is not None:
             code = self.compat.init_scripts(lambda path, argv: self._run_init(path, base_env, argv),
                                             lambda: self.stopping)
@@ -226,6 +229,21 @@ class Init:
         merged = envdir.overlay(env, self.settings.envdir)
         written = templates.render_dir(self.settings.conf("templates"), self.settings.templates_root, merged)
         log.info(f"templates: {written} files written")
+
+    def _listen_http(self, host: str, port: int) -> None:
+        """The metrics/probe listener; one that cannot listen is said once and left off: a
+        port taken by something else must not keep the container from booting."""
+        from .httpd import HttpServer  # only with IGNITY_HTTP_ADDR: the default boot does not load it
+
+        assert self.control is not None
+        control = self.control
+        try:
+            self.http = HttpServer(self.loop, host, port, lambda full: control.status_document(None, full))
+        except OSError as e:
+            log.error(f"unable to listen on IGNITY_HTTP_ADDR {host}:{port}: {e.strerror} "
+                      "(metrics and probes over HTTP are off; free the port or choose another)")
+            return
+        log.info(f"http: serving /metrics, /healthz, /readyz on {host}:{port}")
 
     def _apply_perms(self, env: dict[str, str]) -> None:
         from . import perms  # pathlib, and jinja2 behind it: only when there are perms files
@@ -377,6 +395,8 @@ class Init:
         self._kill_everything()
         if self.control is not None:
             self.control.close()
+        if self.http is not None:
+            self.http.close()
         if settings.sync_disks:
             os.sync()
 

@@ -44,7 +44,7 @@ def test_status_json_shape(ct):
     r = ct.ctl("status", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert set(doc) == {"services", "dependencies"}
+    assert set(doc) == {"services", "dependencies", "ignity"}  # ignity: its own pid, phase and resources
     assert doc["dependencies"] == {"up": [], "down": []}  # the graph: name -> names it depends on
     by_name = {s["name"]: s for s in doc["services"]}
     assert set(by_name) == {"up", "down"}

@@ -5,7 +5,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ignity"
 LAYERS = {
-    "errors": 0, "log": 0, "protocol": 0, "record": 0, "confdir": 0, "logformat": 0, "execline": 0, "metrics": 0, "health": 0,
+    "errors": 0, "log": 0, "protocol": 0, "record": 0, "confdir": 0, "logformat": 0, "execline": 0,
+    "metrics": 0, "health": 0,
     "settings": 1, "envdir": 1, "servicedir": 1, "accounts": 1, "render": 1, "logconf": 1, "logdir": 1,
     "s6settings": 1, "dependencies": 1, "resources": 1,
     "spawn": 2, "loop": 2, "setuidgid": 2, "perms": 2, "templates": 2, "logpump": 2, "s6compat": 2, "fdlimit": 2,

@@ -47,3 +47,31 @@ def test_settings_are_immutable():
     s = settings.load({})
     with pytest.raises(AttributeError):
         s.kill_gracetime_ms = 1
+
+
+@pytest.mark.parametrize("value, addr", [
+    ("127.0.0.1:9000", ("127.0.0.1", 9000)),
+    ("localhost:80", ("127.0.0.1", 80)),
+    ("[::1]:9000", ("::1", 9000)),
+    ("127.1.2.3:65535", ("127.1.2.3", 65535)),
+])
+def test_http_addr_loopback(value, addr):
+    assert settings.load({"IGNITY_HTTP_ADDR": value}).http_addr == addr
+
+
+def test_http_addr_off_by_default():
+    assert settings.load({}).http_addr is None
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0:9000", "[::]:9000", "10.1.2.3:9000"])
+def test_http_addr_beyond_loopback_must_be_asked_for(value):
+    with pytest.raises(ConfigError, match="IGNITY_HTTP_ADDR_ALLOW_ANY=1"):
+        settings.load({"IGNITY_HTTP_ADDR": value})
+    assert settings.load({"IGNITY_HTTP_ADDR": value, "IGNITY_HTTP_ADDR_ALLOW_ANY": "1"}).http_addr[1] == 9000
+
+
+@pytest.mark.parametrize("value", ["9000", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:x",
+                                   "example.com:80", ":9000"])
+def test_http_addr_junk(value):
+    with pytest.raises(ConfigError, match="IGNITY_HTTP_ADDR"):
+        settings.load({"IGNITY_HTTP_ADDR": value})

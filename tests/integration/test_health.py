@@ -1,0 +1,186 @@
+"""Health and metrics: `ignity health`, `ignity metrics`, `status --json` resources and `-l`, and
+the optional HTTP listener (IGNITY_HTTP_ADDR: /metrics, /healthz, /readyz) under well-formed,
+curl-style and malformed requests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from .harness import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(port: int, raw: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, read the whole reply until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    reply = http(port, f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n".encode())
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def samples(text: str) -> dict:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def serving(ct, port):
+    def answers():
+        try:
+            return get(port, "/healthz")[0] == 200
+        except OSError:
+            return False
+    wait_for(answers, 10, "the HTTP listener", interval=0.05, diag=ct.diag)
+
+
+def test_status_json_resources_and_table(ct):
+    ct.service("web", "exec sh -c 'sleep 1000 & sleep 1000 & wait'")
+    ct.start()
+    ct.wait_up("web")
+    wait_for(lambda: ct.status()["web"].get("resources", {}).get("processes") == 3, 10, "web's tree")
+    r = ct.ctl("status", "--json")
+    doc = json.loads(r.stdout)
+    web = doc["services"][0]
+    assert web["health"] == "ok"
+    assert set(web["resources"]) == {"rss_bytes", "cpu_user_seconds", "cpu_system_seconds", "open_fds",
+                                     "threads", "processes"}
+    assert web["resources"]["rss_bytes"] > 0 and web["resources"]["threads"] == 3
+    me = doc["ignity"]
+    assert me["phase"] == "running" and me["resources"]["processes"] == 1
+    assert me["resources"]["rss_bytes"] > 1_000_000
+    table = ct.ctl("status", "-l").stdout.splitlines()
+    assert table[0].split()[:3] == ["NAME", "STATE", "HEALTH"]
+    assert table[1].split()[:3] == ["web", "up", "ok"]
+    assert table[2].startswith("(ignity)")
+
+
+def test_health_command(ct):
+    ct.service("ok", "exec sleep 1000")
+    ct.service("slow", "exec sleep 1000", notification_fd=3)
+    ct.service("off", "exec sleep 1000", down=True)
+    ct.start()
+    ct.wait_up("ok", "slow")
+    r = ct.ctl("health")
+    assert r.returncode == 1
+    assert r.stdout.startswith("slow: starting: not ready since"), r.stdout
+    assert ct.ctl("health", "ok", "off").returncode == 0
+    r = ct.ctl("health", "--json", "slow")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1 and doc["healthy"] is False
+    assert doc["services"][0]["health"] == "starting"
+    assert ct.ctl("health", "nope").returncode == 100
+
+
+def test_metrics_command_parses(ct):
+    ct.service("web", "exec sleep 1000")
+    ct.service("off", "exec sleep 1000", down=True)
+    ct.start()
+    ct.wait_up("web")
+    r = ct.ctl("metrics")
+    assert r.returncode == 0, r.stderr
+    got = samples(r.stdout)
+    assert got[("ignity_service_up", (("service", "web"),))] == 1
+    assert got[("ignity_service_up", (("service", "off"),))] == 0
+    assert got[("ignity_service_healthy", (("service", "off"),))] == 1  # down on purpose
+    assert got[("ignity_service_open_fds", (("service", "web"),))] >= 3
+    assert got[("ignity_service_rss_bytes", ())] > 1_000_000
+    assert ("ignity_service_cpu_seconds_total", (("mode", "user"), ("service", "web"))) in got
+
+
+def test_http_endpoints(ct):
+    port = free_port()
+    ct.service("web", "exec sleep 1000")
+    ct.service("slow", "until [ -e ready ]; do sleep 0.05; done; echo >&3; exec sleep 1000",
+               notification_fd=3)
+    ct.start(env={"IGNITY_HTTP_ADDR": f"127.0.0.1:{port}"})
+    serving(ct, port)
+    ct.wait_up("web", "slow")
+    code, body = get(port, "/readyz")
+    assert code == 503 and body.startswith(b"slow: starting"), body
+    code, body = get(port, "/metrics?x=1")
+    assert code == 200, ct.diag()
+    assert samples(body.decode())[("ignity_service_ready", (("service", "slow"),))] == 0
+    (ct.state_dir("slow") / "ready").write_text("")
+    wait_for(lambda: get(port, "/readyz")[0] == 200, 10, "/readyz to turn 200", diag=ct.diag)
+    if shutil.which("curl"):
+        r = subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 0 and "ignity_service_up" in r.stdout
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b"POST /metrics HTTP/1.1\r\n\r\n", 405),
+    (b"GET /svc HTTP/1.1\r\n\r\n", 404),
+    (b"GET /metrics\r\n\r\n", 400),
+    (b"\xff\xfe garbage\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.0\n\n", 200),
+    (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n", 431),
+])
+def test_http_malformed(ct, raw, code):
+    port = free_port()
+    ct.service("web", "exec sleep 1000")
+    ct.start(env={"IGNITY_HTTP_ADDR": f"127.0.0.1:{port}"})
+    serving(ct, port)
+    reply = http(port, raw)
+    assert reply.startswith(f"HTTP/1.1 {code} ".encode()), reply[:100]
+    assert get(port, "/healthz")[0] == 200  # still serving
+
+
+def test_http_silent_and_many_clients(ct):
+    """A client that sends nothing and more clients than allowed: dropped, ignity goes on."""
+    port = free_port()
+    ct.service("web", "exec sleep 1000")
+    ct.start(env={"IGNITY_HTTP_ADDR": f"127.0.0.1:{port}"})
+    serving(ct, port)
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+    try:
+        time.sleep(0.2)
+        assert ct.ctl("svc", "-r", "web").returncode == 0  # supervision unaffected
+        ct.wait_up("web")
+    finally:
+        for s in idle:
+            s.close()
+    assert get(port, "/healthz")[0] == 200
+
+
+def test_http_port_in_use(ct):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        ct.service("web", "exec sleep 1000")
+        ct.start(env={"IGNITY_HTTP_ADDR": f"127.0.0.1:{port}"})
+        ct.wait_up("web")
+        lines = [line for line in ct.stderr.splitlines() if "IGNITY_HTTP_ADDR" in line]
+        assert len(lines) == 1 and "Address already in use" in lines[0], ct.stderr
+    assert ct.running
+
+
+def test_http_non_loopback_refused(ct):
+    ct.start("true", env={"IGNITY_HTTP_ADDR": "0.0.0.0:9000"})
+    assert ct.wait() == 100
+    assert "IGNITY_HTTP_ADDR_ALLOW_ANY=1" in ct.stderr
