@@ -102,19 +102,39 @@ def repository_copy(dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.timeout(1800)
-def test_quickstart_on_a_fresh_debian(podman, tmp_path):
-    cmds = quickstart()
+def fresh_debian(podman, tmp_path, suffix: str) -> str:
+    """A running container of the base image over a copy of the repository (a clone in root's
+    home, as a root user following the README would have it); its name."""
     repo = repository_copy(tmp_path / "ignity")
     opts, what = host_config()
     print("host configuration given to the container:", " ".join(what))
-    # a clone in root's home, as a root user following the README would have it
-    name = f"ignity-e2e-quickstart-{os.getpid()}"
+    name = f"ignity-e2e-quickstart-{suffix}-{os.getpid()}"
     podman.containers.append(name)
     podman("run", "-d", "--name", name, "--privileged", "--network", "host", "-v", f"{repo}:/root/ignity",
            "-w", "/root/ignity", *opts, BASE, "sleep", "infinity", check=True)
     assert podman.exec(name, "sh", "-c", "! command -v pip pip3 task && ! python3 -c 'import ensurepip'"
                        ).returncode == 0, "the base image is not a fresh python3-only Debian"
+    return name
+
+
+@pytest.mark.timeout(900)
+def test_quickstart_demo_without_apt(podman, tmp_path):
+    """Where python3-venv cannot be installed (no apt-get here; not root, elsewhere), the bootstrap
+    makes a venv without pip and fetches pip from the package index."""
+    demo = quickstart()["demo"]
+    name = fresh_debian(podman, tmp_path, "noapt")
+    podman.exec(name, "mv", "/usr/bin/apt-get", "/usr/bin/apt-get.hidden", timeout=30)
+    proc = podman.exec(name, "bash", "-c", demo, timeout=800)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{demo}: exit {proc.returncode}\n{out[-6000:]}"
+    assert "no ensurepip: a venv without pip, then pip from the package index" in out, out[-3000:]
+    assert "demo: the container exited 3" in out, out[-6000:]
+
+
+@pytest.mark.timeout(1800)
+def test_quickstart_on_a_fresh_debian(podman, tmp_path):
+    cmds = quickstart()
+    name = fresh_debian(podman, tmp_path, "fresh")
 
     t0 = time.monotonic()
     demo = podman.exec(name, "bash", "-c", cmds["demo"], timeout=900)
