@@ -277,13 +277,20 @@ def _copy_entry(source: str, target: str) -> str:
     return shutil.copy2(source, target)
 
 
+def _not_copied(directory: str, names: list[str]) -> list[str]:
+    """copytree's ignore: dot-names (SPEC §2), and dependencies.d/, which is linked (copy_tree)."""
+    return [n for n in names if n.startswith(".") or n == "dependencies.d"]
+
+
 def copy_tree(source: str, state: str) -> None:
     """Copy ``services/`` to ``services-state/`` (SPEC §3 stage 2.3); dot-files are left out
     everywhere (SPEC §2).
 
     ``run`` and ``finish`` (of services and loggers) are symlinks to the originals rather than
     copies: the runtime dir is often a tmpfs mounted ``noexec`` (Docker's ``--tmpfs`` default), and
-    exec follows the link to a file system that allows it. Everything else is copied, so knob files
+    exec follows the link to a file system that allows it. ``dependencies.d/`` is a symlink too:
+    it is read only at boot and at a rescan, and copying its many empty files would cost a boot
+    with a dependency graph more than the graph itself. Everything else is copied, so knob files
     can be edited in the live copy. Symlinks in ``services/`` are followed.
     """
     os.makedirs(state, exist_ok=True)
@@ -297,7 +304,10 @@ def copy_tree(source: str, state: str) -> None:
         if os.path.exists(target):
             continue  # already live (rescan): the live copy is the one that counts
         try:
-            shutil.copytree(origin, target, copy_function=_copy_entry,
-                            ignore=lambda _d, names: [n for n in names if n.startswith(".")])
+            shutil.copytree(origin, target, copy_function=_copy_entry, ignore=_not_copied)
+            for directory in (origin, os.path.join(origin, "log")):
+                deps = os.path.join(directory, "dependencies.d")
+                if os.path.isdir(deps):
+                    os.symlink(os.path.abspath(deps), os.path.join(target, os.path.relpath(deps, origin)))
         except (OSError, shutil.Error) as e:
             log.warn(f"service {name}: unable to copy {origin} to {target}: {e}")
