@@ -286,9 +286,10 @@ class Supervisor:
             for dep in svc.needs:
                 self._stop_if_free(dep)
         for dependant in svc.needed_by:
-            dependant.waiting_on = _not_ready(dependant.needs)
-            if dependant.state in WAITING and not dependant.waiting_on:
-                self.feed(dependant, Event.DEPS_READY)
+            if dependant.state in WAITING:  # the others look again at their next event
+                dependant.waiting_on = _not_ready(dependant.needs)
+                if not dependant.waiting_on:
+                    self.feed(dependant, Event.DEPS_READY)
         if isinstance(svc, Oneshot) and svc.state is OneshotState.FAILED:
             self._oneshot_failed(svc)
         self._forget_if_done(svc)
