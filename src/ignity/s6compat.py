@@ -185,14 +185,44 @@ class Compat:
         else:
             log.warn(f"{what}: going on (S6_BEHAVIOUR_IF_STAGE2_FAILS={self.s6.behaviour})")
 
-    def copy_services(self, copy_tree: Callable[[str, str], None], state_dir: str, own: str) -> None:
-        """/etc/services.d/NAME: services as ignity's own; a name in both is ignity's."""
+    def copy_services(self, copy_tree: Callable[[str, str], None], state_dir: str, own: str, run_dir: str) -> None:
+        """ignity's own services, then /etc/services.d, then the s6-rc longruns and oneshots
+        (translated into RUN_DIR/s6-rc), into services-state/: a name already there keeps the
+        first one, with a warning."""
         legacy = os.path.join(self.etc, "services.d")
-        clash = set(confdir.visible_names(legacy)) & set(confdir.visible_names(own))
-        for name in sorted(clash):
-            log.warn(f"service {name} is in both {own} and /etc/services.d: using {own}/{name}")
-        copy_tree(own, state_dir)
-        copy_tree(legacy, state_dir)
+        sources = [own, legacy]
+        generated = self._s6_rc(os.path.join(run_dir, "s6-rc"), _service_names(legacy))
+        if generated is not None:
+            sources.append(generated)
+        seen: dict[str, str] = {}
+        for source in sources:
+            for name in _service_names(source):
+                if name in seen:
+                    log.warn(f"service {name} is in both {seen[name]} and {source}: using {seen[name]}/{name}")
+                else:
+                    seen[name] = source
+            copy_tree(source, state_dir)
+
+    def _s6_rc(self, out: str, legacy: list[str]) -> str | None:
+        """/etc/s6-overlay/s6-rc.d as service directories under ``out``; None when there is none."""
+        base = os.path.join(self.etc, "s6-overlay")
+        source = os.path.join(base, "s6-rc.d")
+        bundles = self.s6.bundle_dir or os.path.join(base, "user-bundles.d")
+        if not confdir.visible_names(source):
+            return None
+        if self.launcher is None:
+            raise ConfigError(f"{source}: s6-rc oneshots need the ignity-s6 launcher: install ignity with "
+                              "install.sh --s6-compat")
+        from . import s6rc  # only for images that have s6-rc definitions
+
+        try:
+            os.makedirs(out)
+            names = s6rc.generate(source, bundles if os.path.isdir(bundles) else None, legacy, out,
+                                  self.launcher, optional_oneshots=self.s6.behaviour < 2)
+        except OSError as e:
+            raise ConfigError(f"unable to write the s6-rc services to {out}: {e.strerror}") from None
+        log.info(f"s6-rc.d: {len(names)} services: {', '.join(names)}")
+        return out
 
     # ---- stage 3 --------------------------------------------------------------------------------
     def finish_scripts(self, run: RunScript) -> None:
@@ -203,6 +233,10 @@ class Compat:
 
     def exit_code(self) -> int | None:
         return read_exitcode(self.root)
+
+
+def _service_names(directory: str) -> list[str]:
+    return [n for n in confdir.visible_names(directory) if os.path.isdir(os.path.join(directory, n))]
 
 
 def read_exitcode(root_dir: str) -> int | None:

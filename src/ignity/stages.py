@@ -203,7 +203,8 @@ class Init:
         if self.stopping:
             return
         if self.compat is not None:
-            self.compat.copy_services(servicedir.copy_tree, settings.state_dir, settings.conf("services"))
+            self.compat.copy_services(servicedir.copy_tree, settings.state_dir, settings.conf("services"),
+                                      settings.run_dir)
         self.fd_budget = fdlimit.Budget(settings.conf("services"))
         limit = fdlimit.limit()
         if not fdlimit.unlimited(limit) and self.fd_budget.needed > limit:
