@@ -489,8 +489,7 @@ def s6rc_program(which: str, argv0: str, args: list[str]) -> int:
     """A translated s6-rc oneshot's ``up``/``down``: this launcher, linked under that name in the
     service directory, runs the s6-rc file kept beside it (``s6-rc-up``, ``s6-rc-down``) as
     s6-rc does, ``execlineb -P``: a real execlineb when the image has one, else the single command."""
-    if args:
-        raise Usage(f"takes no argument, got {args[0]!r}")
+    del args  # the service's name, as ignity passes it to every program of a service: s6-rc's files take none
     path = os.path.join(os.path.dirname(os.path.abspath(argv0)), f"s6-rc-{which}")
     real = _real_execlineb()
     if real is not None:
