@@ -112,7 +112,6 @@ def _init(cmd: list[str]) -> int:
             if cmd:
                 cmd = [*s6.cmd_arg0, *cmd]  # S6_CMD_ARG0: only in front of a CMD, as s6-overlay
             compat = s6compat.Compat(s6, env, settings.paths_only(env).conf_dir)
-            compat.check_s6_rc()
         conf = settings.load(env)
     except ConfigError as e:
         log.fatal(str(e))

@@ -14,7 +14,10 @@ execline to run it:
   ``$`` mean nothing to execlineb (``$`` is substituted only under ``-S``/``-s``).
 
 A script with a block is more than one command (``if { mkdir -p /x } chown ...``): ``command_line``
-refuses it, and the caller runs it with a real execlineb or says which package to install.
+refuses it. ``chain`` also takes the most common form of those, a chain of ``if`` and
+``foreground`` blocks of one command each ending in one command (s6-overlay's own README writes
+its oneshot ``up`` files so); for anything more the caller runs a real execlineb or says which
+package to install.
 
 This module is pure: no process, no file system, no other ignity module.
 """
@@ -168,6 +171,31 @@ def command_line(text: str) -> list[str]:
     if any(isinstance(item, list) for item in parsed):
         raise NotOneCommand("it holds a { block }: more than one command")
     return parsed
+
+
+CHAIN = ("if", "foreground")
+IF_FLAGS = ("-n", "-t")
+
+
+def chain(text: str) -> tuple[list[tuple[str, frozenset, list[str]]], list[str]]:
+    """``if [-n] [-t] { cmd } ...`` and ``foreground { cmd } ...`` steps, then the last command:
+    (steps as (program, flags, argv), final argv). NotOneCommand for any other use of blocks."""
+    items = parse(text)
+    steps: list[tuple[str, frozenset, list[str]]] = []
+    while items and items[0] in CHAIN:
+        program, i, flags = items[0], 1, set()
+        while program == "if" and i < len(items) and items[i] in IF_FLAGS:
+            flags.add(items[i])
+            i += 1
+        if i == len(items) or not isinstance(items[i], list):
+            raise NotOneCommand(f"{program} with options or without a block")
+        if any(isinstance(word, list) for word in items[i]):
+            raise NotOneCommand("nested blocks")
+        steps.append((program, frozenset(flags), items[i]))
+        items = items[i + 1:]
+    if any(isinstance(item, list) for item in items):
+        raise NotOneCommand(f"a block after {items[0]!r}" if items else "a lone block")
+    return steps, items
 
 
 def strip_shebang(text: str) -> tuple[list[str], str]:

@@ -5,6 +5,8 @@ ignity) runs on ignity's own model, not on a second supervisor (docs/migrating.m
 - ``S6_STAGE2_HOOK``, then ``/etc/cont-init.d/*``, run before ``init/``, as s6-overlay runs them:
   all of them, a failure stopping the boot only with ``S6_BEHAVIOUR_IF_STAGE2_FAILS=2``;
 - ``/etc/services.d/*`` are services, copied to ``services-state/`` beside ``services/``;
+- ``/etc/s6-overlay/s6-rc.d`` longruns, oneshots and bundles become services with dependencies
+  (``s6rc``), copied there too;
 - ``/etc/cont-finish.d/*`` run at shutdown once the services are down, each bounded by
   ``IGNITY_KILL_FINALIZE_MAXTIME`` (``S6_KILL_FINISH_MAXTIME``);
 - s6-overlay's paths are made at boot: ``/run/s6/container_environment`` (and under ``/var/run``)
@@ -80,15 +82,6 @@ class Compat:
 
     def path(self, relative: str) -> str:
         return os.path.join(self.root, relative)
-
-    def check_s6_rc(self) -> None:
-        """s6-rc source definitions are not mapped yet: refuse them rather than boot without them."""
-        source = os.path.join(self.etc, "s6-overlay", "s6-rc.d")
-        names = [n for n in confdir.visible_names(source) if n not in ("user", "user2")]
-        if names:
-            raise ConfigError(f"{source}: s6-rc service definitions ({', '.join(names[:5])}) are not run by this "
-                              "version of ignity; move longruns to /etc/services.d and oneshots to /etc/cont-init.d "
-                              "(docs/migrating.md)")
 
     def report_settings(self) -> None:
         for name in self.s6.unknown:

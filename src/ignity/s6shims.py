@@ -478,11 +478,7 @@ def execlineb(args: list[str]) -> int:
                 text = f.read()
         except OSError as e:
             raise IgnityError(f"unable to read {where}: {e.strerror}", S6_SYSTEM) from None
-    argv = run_line(text, where)
-    if not argv:
-        return 0
-    _exec(argv, dict(os.environ))
-    return S6_SYSTEM
+    return run_text(text, where)
 
 
 def s6rc_program(which: str, argv0: str, args: list[str]) -> int:
@@ -499,22 +495,41 @@ def s6rc_program(which: str, argv0: str, args: list[str]) -> int:
             text = f.read()
     except OSError as e:
         raise IgnityError(f"unable to read {path}: {e.strerror}", S6_SYSTEM) from None
-    argv = run_line(text, f"the s6-rc {which} file of {os.path.basename(os.path.dirname(path))}")
+    return run_text(text, f"the s6-rc {which} file of {os.path.basename(os.path.dirname(path))}")
+
+
+def run_text(text: str, where: str) -> int:
+    """Run an execline text without execlineb: one command line (exec'd), or ``if``/``foreground``
+    steps before it (execline.chain), with execline's statuses (``if``: the failed step's status,
+    1 under ``-n``, 0 under ``-t``; 128+N for a step killed by signal N). An IgnityError naming
+    ``where`` and the execline package for anything more."""
+    try:
+        steps, argv = execline.chain(execline.strip_shebang(text)[1])
+    except execline.NotOneCommand as e:
+        raise IgnityError(f"{where} is an execline script beyond what ignity runs itself ({e}): it needs "
+                          f"execlineb, from {EXECLINE_PACKAGE}", 126) from None
+    except execline.ExeclineError as e:
+        raise IgnityError(f"{where}: execline syntax error: {e}", S6_USAGE) from None
+    for program, flags, block in steps:
+        code = _run_step(block)
+        if program == "if" and (code == 0) == ("-n" in flags):
+            return 0 if "-t" in flags else (1 if code == 0 else code)
     if argv:
         _exec(argv, dict(os.environ))
     return 0
 
 
-def run_line(text: str, where: str) -> list[str]:
-    """The argv of a single-command execline text; an IgnityError naming ``where`` and the
-    execline package when it is more than that."""
+def _run_step(argv: list[str]) -> int:
+    """One block of a chain, waited for: this is a service's program, not PID 1, so it may wait
+    for its own child."""
+    if not argv:
+        return 0
     try:
-        return execline.command_line(execline.strip_shebang(text)[1])
-    except execline.NotOneCommand:
-        raise IgnityError(f"{where} is an execline script of more than one command: it needs execlineb, "
-                          f"from {EXECLINE_PACKAGE}", 126) from None
-    except execline.ExeclineError as e:
-        raise IgnityError(f"{where}: execline syntax error: {e}", S6_USAGE) from None
+        code = subprocess.call(argv)
+    except OSError as e:
+        sys.stderr.write(f"unable to exec {argv[0]}: {e.strerror}\n")
+        return 127 if isinstance(e, FileNotFoundError) else 126
+    return 128 - code if code < 0 else code
 
 
 def _real_execlineb() -> str | None:

@@ -196,19 +196,25 @@ def test_execlineb_single_command_without_execline(tmp_path):
                        text=True)
     assert r.returncode == 0, r
     assert (tmp_path / "out").read_text() == "the script ran\n"
-    script.write_text("if { mkdir -p /x }\nchmod 0755 /x\n")
+    # s6-overlay's README writes oneshots as chains of `if` blocks: run without execline too
+    script.write_text(f"if {{ /bin/mkdir -p {tmp_path}/made }}\n/bin/touch {tmp_path}/made/done\n")
+    r = subprocess.run([f"{VENV_BIN}/ignity-s6", "execlineb", "-P", str(script)], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and (tmp_path / "made" / "done").exists(), r
+    script.write_text("background { /bin/true } /bin/true\n")
     r = subprocess.run([f"{VENV_BIN}/ignity-s6", "execlineb", "-P", str(script)], env=env, capture_output=True,
                        text=True)
     assert r.returncode == 126 and str(script) in r.stderr and "execline package" in r.stderr, r
 
 
-def test_s6_rc_definitions_are_refused_not_ignored(ct):
+def test_s6_rc_definition_that_cannot_be_mapped_stops_the_boot(ct):
     img = S6Image(ct)
     img.file("etc/s6-overlay/s6-rc.d/myapp/type", "longrun\n", mode=0o644)
-    img.file("etc/s6-overlay/s6-rc.d/user/contents.d/myapp", "", mode=0o644)
+    img.file("etc/s6-overlay/s6-rc.d/myapp/dependencies.d/nope", "", mode=0o644)
+    img.file("etc/s6-overlay/s6-rc.d/myapp/run", "exec sleep 100")
     ct.start("true", env=img.env())
     assert ct.wait() == 100
-    assert "s6-rc.d" in ct.stderr and "myapp" in ct.stderr, ct.stderr
+    assert "myapp/dependencies.d" in ct.stderr and "nope" in ct.stderr, ct.stderr
 
 
 def test_logutil_service_logs_as_nobody(ct):
@@ -241,3 +247,50 @@ def test_services_not_ready_stop_the_boot_with_behaviour_2(ct):
     ct.start("/bin/sh", "-c", f"echo cmd > {ct.out}/cmd", env=img.env(**wait))
     assert ct.wait() == 0, ct.diag()
     assert ct.read("cmd") == "cmd\n"
+
+
+def test_s6_rc_layout(ct):
+    """s6-overlay v3's s6-rc.d, as its README writes it: a oneshot preparing, a longrun and its
+    logger (producer-for / consumer-for / pipeline-name) in the user bundle, a user2 longrun after
+    the legacy services, a multi-command execline `up` (run by the machine's execlineb), a `down`
+    at shutdown, a longrun in no bundle left down."""
+    img = S6Image(ct)
+    order = ct.out / "order"
+    rc = "etc/s6-overlay/s6-rc.d"
+    files = {
+        f"{rc}/prepare/type": "oneshot\n",
+        f"{rc}/prepare/dependencies.d/base": "",
+        f"{rc}/prepare/up": f'/bin/sh -c "echo prepare >> {order}"\n',
+        f"{rc}/prepare/down": f'/bin/sh -c "echo prepare-down >> {order}"\n',
+        f"{rc}/mkdirs/type": "oneshot\n",
+        f"{rc}/mkdirs/up": f"if {{ mkdir -p {ct.out}/made }}\ntouch {ct.out}/made/done\n",
+        f"{rc}/myapp/type": "longrun\n",
+        f"{rc}/myapp/dependencies.d/base": "",
+        f"{rc}/myapp/producer-for": "myapp-log\n",
+        f"{rc}/myapp-log/type": "longrun\n",
+        f"{rc}/myapp-log/dependencies.d/prepare": "",
+        f"{rc}/myapp-log/consumer-for": "myapp\n",
+        f"{rc}/myapp-log/pipeline-name": "myapp-pipeline\n",
+        f"{rc}/late/type": "longrun\n",
+        f"{rc}/late/dependencies.d/legacy-services": "",
+        f"{rc}/spare/type": "longrun\n",
+        "etc/s6-overlay/user-bundles.d/user/contents.d/myapp-pipeline": "",
+        "etc/s6-overlay/user-bundles.d/user/contents.d/mkdirs": "",
+        "etc/s6-overlay/user-bundles.d/user2/contents.d/late": "",
+    }
+    for rel, text in files.items():
+        img.file(rel, text, mode=0o644)
+    img.file(f"{rc}/myapp/run", f"echo myapp >> {order}; echo hello; exec sleep 100")
+    img.file(f"{rc}/myapp-log/run", f"while read -r line; do echo \"log: $line\" >> {ct.out}/log; done")
+    img.file(f"{rc}/late/run", f"echo late >> {order}; exec sleep 100")
+    img.file(f"{rc}/spare/run", f"echo spare >> {order}; exec sleep 100")
+    img.file("etc/services.d/old/run", f"sleep 0.2; echo old >> {order}; echo >&3; exec sleep 100")
+    img.file("etc/services.d/old/notification-fd", "3\n", mode=0o644)
+    ct.start("/bin/sh", "-c", "ignity wait -u -t 10000 late myapp", env=img.env())
+    assert ct.wait() == 0, ct.diag()
+    lines = ct.lines("order")
+    assert lines.index("prepare") < lines.index("myapp"), lines
+    assert lines.index("old") < lines.index("late"), lines
+    assert "spare" not in lines and lines[-1] == "prepare-down", lines
+    assert ct.read("log") == "log: hello\n"
+    assert (ct.out / "made" / "done").exists()

@@ -56,3 +56,12 @@ def test_syntax_errors(text):
 def test_shebang_options():
     assert execline.strip_shebang("#!/command/execlineb -P\nnginx\n") == (["-P"], "nginx\n")
     assert execline.strip_shebang("nginx\n") == ([], "nginx\n")
+
+
+def test_chain_of_if_and_foreground():
+    text = "if { mkdir -p /var/log/myapp }\nif -n -t { false }\nforeground { echo x }\nchmod 02755 /var/log/myapp\n"
+    steps, argv = execline.chain(text)
+    assert steps == [("if", frozenset(), ["mkdir", "-p", "/var/log/myapp"]), ("if", frozenset({"-n", "-t"}), ["false"]),
+                     ("foreground", frozenset(), ["echo", "x"])]
+    assert argv == ["chmod", "02755", "/var/log/myapp"]
+    assert execline.chain("nginx -g x") == ([], ["nginx", "-g", "x"])

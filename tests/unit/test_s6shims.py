@@ -58,7 +58,22 @@ def test_stat_lines():
     assert (values["up"], values["exitcode"], values["signal"], values["normallyup"]) == ("false", "3", "NA", "false")
 
 
-def test_run_line():
-    assert s6shims.run_line('#!/command/execlineb -P\nnginx -g "daemon off;"\n', "x") == ["nginx", "-g", "daemon off;"]
-    with pytest.raises(s6shims.IgnityError, match="execline package"):
-        s6shims.run_line("if { true } true", "/etc/s6-overlay/s6-rc.d/x/up")
+@pytest.mark.parametrize("text,code", [
+    ("if { sh -c \"exit 3\" } never-run", 3),
+    ("if -n { true } never-run", 1),
+    ("if -t { false } never-run", 0),
+    ("foreground { false } if { sh -c \"exit 4\" } never-run", 4),
+    ("if { sh -c \"kill $$\" } never-run", 128 + 15),
+    ("foreground { true } if { true }", 0),
+    ("# nothing at all\n", 0),
+])
+def test_run_text_chains(text, code):
+    assert s6shims.run_text(text, "up") == code
+
+
+@pytest.mark.parametrize("text", ["background { true } true", "if { if { true } true } true", "if -x 3 { true } true",
+                                  "true { x }"])
+def test_run_text_beyond_names_the_package(text):
+    with pytest.raises(s6shims.IgnityError, match="execline package") as e:
+        s6shims.run_text(text, "/etc/s6-overlay/s6-rc.d/x/up")
+    assert "s6-rc.d/x/up" in str(e.value)
