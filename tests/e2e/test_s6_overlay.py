@@ -24,6 +24,21 @@ TREE = {
     "etc/fix-attrs.d/01-data": "/data true nobody,32768:32768 0600 0700\n",
     "etc/cont-finish.d/01-bye": "#!/bin/sh\necho \"cont-finish: bye\"\n",
     "data/file": "secret\n",
+    # the s6-rc way, as the README rewrites the same service: a oneshot, a pipeline, the user bundle
+    "etc/s6-overlay/s6-rc.d/rcapp-log-prepare/type": "oneshot\n",
+    "etc/s6-overlay/s6-rc.d/rcapp-log-prepare/dependencies.d/base": "",
+    "etc/s6-overlay/s6-rc.d/rcapp-log-prepare/up": (
+        "if { mkdir -p /var/log/rcapp }\nif { chown nobody:nogroup /var/log/rcapp }\nchmod 02755 /var/log/rcapp\n"),
+    "etc/s6-overlay/s6-rc.d/rcapp/type": "longrun\n",
+    "etc/s6-overlay/s6-rc.d/rcapp/dependencies.d/base": "",
+    "etc/s6-overlay/s6-rc.d/rcapp/run": "#!/bin/sh\nexec 2>&1\necho \"rcapp: started\"\nexec sleep 1000\n",
+    "etc/s6-overlay/s6-rc.d/rcapp/producer-for": "rcapp-log\n",
+    "etc/s6-overlay/s6-rc.d/rcapp-log/type": "longrun\n",
+    "etc/s6-overlay/s6-rc.d/rcapp-log/dependencies.d/rcapp-log-prepare": "",
+    "etc/s6-overlay/s6-rc.d/rcapp-log/run": "#!/bin/sh\nexec logutil-service /var/log/rcapp\n",
+    "etc/s6-overlay/s6-rc.d/rcapp-log/consumer-for": "rcapp\n",
+    "etc/s6-overlay/s6-rc.d/rcapp-log/pipeline-name": "rcapp-pipeline\n",
+    "etc/s6-overlay/user-bundles.d/user/contents.d/rcapp-pipeline": "",
 }
 DOCKERFILE = """\
 ARG BASE_IMAGE
@@ -52,7 +67,8 @@ def test_boot_order_readiness_logs_and_cmd_status(podman, s6_image):
     # single-command execlineb), then looks around
     cmd = ("s6-svstat -o ready /run/service/ready && s6-svstat /run/service/myapp"
            " && sleep 0.5 && cat /var/log/myapp/current && stat -c '%U %a' /data /data/file"
-           " && printcontenv GREETING; exit 3")
+           " && printcontenv GREETING && s6-svwait -u -t 5000 /run/service/rcapp && sleep 0.5"
+           " && cat /var/log/rcapp/current && stat -c '%U %a' /var/log/rcapp; exit 3")
     proc = podman.run(s6_image, "sh", "-c", cmd, timeout=60)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 3, out
@@ -62,6 +78,7 @@ def test_boot_order_readiness_logs_and_cmd_status(podman, s6_image):
     assert "Z myapp: started" in proc.stdout, out  # logutil-service's ISO stamps (S6_LOGGING_SCRIPT's T)
     assert "nobody 700\nnobody 600\n" in proc.stdout, out
     assert "hello\n" in proc.stdout
+    assert "Z rcapp: started" in proc.stdout and "nobody 2755" in proc.stdout, out  # the s6-rc pipeline
     assert lines[-1] == "cont-finish: bye", out
 
 
