@@ -19,14 +19,25 @@ def check(graph: Graph) -> None:
     """ConfigError naming the first dependency on a service that does not exist (in byte order of
     the names), else the first cycle found, as ``a -> b -> a``."""
     for name in sorted(graph):
-        for dep in graph[name]:
-            if dep not in graph:
-                raise ConfigError(f"service {name}: dependencies.d/{dep}: there is no service {dep} "
-                                  "(add it to services/ or remove the file)")
+        problem = missing(graph, name)
+        if problem:
+            raise ConfigError(problem)
     cycle = find_cycle(graph)
     if cycle:
-        raise ConfigError(f"dependency cycle: {' -> '.join(cycle)} "
-                          "(remove one of these dependencies.d/ files)")
+        raise ConfigError(cycle_message(cycle))
+
+
+def missing(graph: Graph, name: str) -> str | None:
+    """The message for the first dependency of ``name`` that is not in the graph, or None."""
+    for dep in graph[name]:
+        if dep not in graph:
+            return (f"service {name}: dependencies.d/{dep}: there is no service {dep} "
+                    "(add it to services/ or remove the file)")
+    return None
+
+
+def cycle_message(cycle: list[str]) -> str:
+    return f"dependency cycle: {' -> '.join(cycle)} (remove one of these dependencies.d/ files)"
 
 
 def find_cycle(graph: Graph) -> list[str] | None:

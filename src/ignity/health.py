@@ -3,8 +3,10 @@ verdict of ``ignity health``, ``/readyz`` and the ``ignity_service_healthy`` gau
 
 | word        | when                                                                         |
 |-------------|------------------------------------------------------------------------------|
-| `ok`        | up and ready, its liveness check passing; or not wanted up (down on purpose)  |
-| `starting`  | wanted up, `run` alive, not ready yet                                         |
+| `ok`        | up and ready, its liveness check passing; or not wanted up (down on purpose); |
+|             | or a oneshot whose `up` exited 0                                              |
+| `starting`  | wanted up, `run` alive, not ready yet; or waiting on a dependency; or a       |
+|             | oneshot whose `up` runs                                                       |
 | `unhealthy` | wanted up and crash-looping, restarting, or its liveness check failing        |
 | `failed`    | given up (``restart-limit``), or it cannot be started (no ``run``, not executable) |
 
@@ -40,10 +42,16 @@ def assess(s: dict) -> tuple[str, str]:
         return OK, ""
     if s.get("health_failures"):
         return UNHEALTHY, f"liveness check failed {s['health_failures']} times in a row{check_words}"
+    if s.get("type") == "oneshot" and s.get("state") == "up":
+        return OK, ""  # its `up` exited 0: done, with no process of its own
     if s.get("pid") is not None and s.get("state") == "up":
         if s.get("ready"):
             return OK, ""
         return STARTING, f"not ready since {_seconds(s.get('uptime_s'))}{check_words}"
+    if s.get("waiting_on"):
+        return STARTING, f"waiting on {', '.join(s['waiting_on'])}"
+    if s.get("type") == "oneshot" and s.get("pid") is not None:
+        return STARTING, "up running"
     window = s.get("restart_window_s")
     recent = s.get("recent_restarts")
     words = [w for w in (f"restarting: {recent} restarts in {_seconds(window)}" if recent and window else

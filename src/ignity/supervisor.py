@@ -86,7 +86,7 @@ class Supervisor:
         added = self._add_new()
         problems = self._problems(added)
         if problems:
-            raise ConfigError(problems[0])
+            raise ConfigError(next(iter(problems.values())))
 
     def _add_new(self) -> list[Record]:
         added: list[Record] = []
@@ -130,18 +130,23 @@ class Supervisor:
             for dep in rec.needs:
                 dep.needed_by.append(rec)
 
-    def _problems(self, added: list[Record]) -> list[str]:
-        """What forbids starting the records just added, one message each."""
-        problems = [f"service {rec.name}: {rec.spec.problem}" for rec in added if rec.spec.problem]
+    def _problems(self, added: list[Record]) -> dict[str, str]:
+        """What forbids starting each of the records just added (name -> one message): an
+        unusable ``user``/``type``/``env``, a dependency that is not a service, being on a cycle."""
+        problems = {rec.name: f"service {rec.name}: {rec.spec.problem}" for rec in added if rec.spec.problem}
         for rec in added:
             try:
                 envdir.service_env({}, rec.spec.path)
             except ConfigError as e:
-                problems.append(f"service {rec.name}: {e}")
-        try:
-            dependencies.check(self.graph())
-        except ConfigError as e:
-            problems.append(str(e))
+                problems.setdefault(rec.name, f"service {rec.name}: {e}")
+        graph = self.graph()
+        for rec in added:
+            problem = dependencies.missing(graph, rec.name)
+            if problem:
+                problems.setdefault(rec.name, problem)
+        cycle = dependencies.find_cycle(graph)
+        for name in cycle or ():
+            problems.setdefault(name, dependencies.cycle_message(cycle))
         return problems
 
     def start_all(self) -> None:
@@ -167,14 +172,10 @@ class Supervisor:
         if self.shutting_down:
             return [], []
         added = self._add_new()
-        problems = self._problems(added)
-        if problems:
-            # the rest runs on: report, and start none of what was added (a cycle or a missing
-            # name concerns them together)
-            for problem in problems:
-                log.warn(f"rescan: {problem}: not started")
-            for rec in added:
-                rec.want = Want.DOWN
+        # the rest runs on: what cannot start is reported and left down (its dependants wait on it)
+        for name, problem in self._problems(added).items():
+            log.warn(f"rescan: {problem}: not started")
+            self.services[name].want = Want.DOWN
         state_dir = self.settings.state_dir
         removed = []
         for svc in list(self.services.values()):

@@ -79,6 +79,8 @@ def test_dependency_down_holds_back_and_svc_up_brings_it_first(ct):
     ct.wait_socket()
     status = wait_for(lambda: ct.status().get("app"), 10, "status")
     assert status["state"] == "down" and status["waiting_on"] == ["db"], status
+    health = ct.ctl("health", "app")
+    assert health.returncode == 1 and "app: starting: waiting on db" in health.stdout + health.stderr, health
     text = ct.ctl("status", "app").stdout
     assert "waiting on db" in text, text
     assert ct.ctl("svc", "-u", "app").returncode == 0
@@ -140,6 +142,8 @@ def test_oneshot_runs_in_dependency_order_and_down_at_shutdown(ct):
     ct.wait_up("app", ready=True)
     st = ct.status()["migrate"]
     assert (st["state"], st["type"], st["ready"], st["pid"]) == ("up", "oneshot", True, None), st
+    health = ct.ctl("health")
+    assert health.returncode == 0, health.stdout + health.stderr  # a oneshot done is healthy
     assert ct.stop() == 0, ct.diag()
     assert ct.lines("order") == ["start db", "start migrate", "start app", "stop app", "stop migrate",
                                  "stop db"], ct.diag()
@@ -187,3 +191,27 @@ def test_oneshot_up_not_executable_is_an_s6_rc_command_line(ct):
     ct.start("/bin/sh", "-c", "sleep 10")
     assert ct.wait() == 100, ct.diag()
     assert "services-state/setup/up: " in ct.stderr and "make it an executable script" in ct.stderr, ct.diag()
+
+
+def test_rescan_starts_new_services_and_refuses_one_with_a_missing_name(ct):
+    service(ct, "db")
+    ct.start()
+    ct.wait_up("db", ready=True)
+    live = ct.state_dir("app")
+    (live / "dependencies.d").mkdir(parents=True)
+    (live / "dependencies.d" / "db").write_text("")
+    (live / "run").write_text(RUN.format(out=ct.out))
+    (live / "run").chmod(0o755)
+    (live / "notification-fd").write_text("3\n")
+    bad = ct.state_dir("bad")
+    (bad / "dependencies.d").mkdir(parents=True)
+    (bad / "dependencies.d" / "nope").write_text("")
+    (bad / "run").write_text(RUN.format(out=ct.out))
+    (bad / "run").chmod(0o755)
+    r = ct.ctl("rescan")
+    assert r.returncode == 0, r.stderr
+    assert "rescan: service bad: dependencies.d/nope: there is no service nope" in ct.stderr, ct.diag()
+    ct.wait_up("app", ready=True)
+    assert ct.status()["bad"]["state"] == "down"
+    assert [line.split()[1] for line in ct.lines("order")] == ["db", "app"]
+    assert ct.stop() == 0, ct.diag()

@@ -19,6 +19,9 @@ def svc(**kw):
     (svc(state="failed", pid=None, ready=False, error="unable to exec ./run"), "failed"),
     (svc(state="down", pid=None, ready=False, want="down"), "ok"),
     (svc(health_failures=2), "unhealthy"),
+    (svc(type="oneshot", pid=None), "ok"),                                      # up exited 0
+    (svc(type="oneshot", state="down", ready=False), "starting"),               # up runs
+    (svc(state="down", pid=None, ready=False, waiting_on=["db"]), "starting"),  # held back
 ])
 def test_words(status, word):
     assert health.assess(status)[0] == word
@@ -37,6 +40,11 @@ def test_reasons_say_why():
         "db: unhealthy: restarting: 5 restarts in 30 s, last exit 3",
         "x: failed: gave up after 5 restarts in 60 s",
     ]
+
+
+def test_waiting_on_a_dependency_says_so():
+    assert health.assess(svc(state="down", pid=None, ready=False, waiting_on=["db", "cache"])) == (
+        "starting", "waiting on db, cache")
 
 
 def test_not_healthy_while_booting_or_stopping():
