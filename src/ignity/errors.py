@@ -40,10 +40,12 @@ class ConfigError(IgnityError):
 class SpawnError(IgnityError):
     """A program could not be executed; ``code`` is 127 (not found) or 126 (not executable)."""
 
-    def __init__(self, path: str, err: int):
+    def __init__(self, path: str, err: int, detail: str | None = None):
         self.path = path
         self.errno = err
         reason = os.strerror(err)
+        if detail:
+            reason += f": {detail}"
         if err == errno.ENOENT:
             # exec says ENOENT for a missing #! interpreter too: name it when that is the cause
             reason = _interpreter_problem(path) or "No such file or directory"

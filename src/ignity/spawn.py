@@ -102,9 +102,29 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int]
         if tty_fd is not None or user is not None:
             return _fork_exec(path, argv, env, actions, cwd, new_session, new_group, tty_fd, user)
         return _posix_spawn(path, argv, env, actions, cwd, new_session, new_group)
+    except SpawnError as e:
+        if e.errno != errno.E2BIG:
+            raise
+        raise SpawnError(e.path, e.errno, _too_big(argv, env)) from None
     finally:
         for fd in temporary:
             os.close(fd)
+
+
+# the kernel's bound on one argument or "NAME=value" string (MAX_ARG_STRLEN: 32 pages)
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def _too_big(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """Why exec said E2BIG: the largest variable (or argument) and the total, against the
+    kernel's limits, so the fix is obvious (usually one huge value in the envdir)."""
+    sizes = {f"variable {k}": len(os.fsencode(k)) + len(os.fsencode(v)) + 2 for k, v in env.items()}
+    sizes.update({f"argument {i}": len(os.fsencode(a)) + 1 for i, a in enumerate(argv)})
+    total = sum(sizes.values()) + 8 * (len(sizes) + 2)  # the strings and their pointers
+    biggest = max(sizes, key=sizes.__getitem__)
+    limit = os.sysconf("SC_ARG_MAX")
+    return (f"{biggest} is {sizes[biggest]} bytes (at most {MAX_ARG_STRLEN} for one), and arguments "
+            f"and environment total {total} bytes (at most {limit} here)")
 
 
 class _LibcSpawn:

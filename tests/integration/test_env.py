@@ -218,3 +218,13 @@ def test_every_child_gets_the_envdir_over_ignitys_environment(ct):
     assert ct.stop() == 0, ct.diag()
     assert ct.read("log") == "blue\n" and ct.read("finish") == "blue\n"
 
+
+
+def test_e2big_names_the_variable_and_the_total(ct):
+    """Issue 9.12 (docs/init.md): a value too big for exec ("Argument list too long") is named,
+    with its size and the total, not just E2BIG."""
+    ct.init("10-big", 'head -c 200000 /dev/zero | tr "\\0" x > "$IGNITY_RUN_DIR/envs/HUGE_VALUE"')
+    ct.start("true")
+    assert ct.wait() == 126, ct.diag()
+    line = next(x for x in ct.stderr.splitlines() if "Argument list too long" in x)
+    assert "variable HUGE_VALUE is 200012 bytes" in line and "total" in line, line
