@@ -365,8 +365,28 @@ class NoInit(Init):
         return list(command)
 
 
+class BareInterpreter(Init):
+    """``python3 -I -S -c pass`` as PID 1, on the interpreter ignity's launcher runs: the start-up
+    any Python init pays before its first line, the floor ignity's ``/init true`` is held to."""
+
+    name = "(python3 -I -S -c pass)"
+
+    def executable(self) -> str | None:
+        return str(IGNITY_HOME / "bin" / "python3") if _ignity_launcher() else None
+
+    def missing(self) -> str | None:
+        return None if self.executable() else "no interpreter copy for ignity"
+
+    def version(self) -> str:
+        return "-"
+
+    def init_argv(self, root: Path, command: Sequence[str]) -> list[str]:
+        return [str(self.executable()), "-I", "-S", "-c", "pass"]
+
+
 IGNITY = Ignity()
 SUPERVISORS: tuple[Supervisor, ...] = (IGNITY, S6(), Runit(), Supervisord(), Circus())
 GRAPHS: tuple[IgnityGraph, ...] = tuple(IgnityGraph(shape) for shape in ("none", "chain", "dag"))
 INITS: tuple[Init, ...] = (IGNITY, Tini(), DumbInit())
 BASELINE_INIT = NoInit()
+BARE_PYTHON = BareInterpreter()

@@ -11,6 +11,8 @@ from typing import Any
 DASH, TIMES = "\u2013", "\u00d7"  # en dash, multiplication sign
 IGNITY = "ignity"
 BASELINE = "(no init)"
+BARE_PYTHON = "(python3 -I -S -c pass)"
+ENVDIR_LABEL = "restart with 10 000 variables in envs/: ignity's CPU per restart (ms)"
 
 Samples = dict[tuple[str, str, int], list[float]]  # (metric, tool, N) -> samples
 
@@ -126,6 +128,10 @@ def table(result: dict[str, Any]) -> str:
             shown += ["" for _ in inits]
             lines.append(f"| {label} | {n} | " + " | ".join(shown) + f" | {ratio(mine, best) if row.ratio else ''} |")
     lines.append(_init_row(result, tools, inits))
+    envdir = result.get("envdir_restart", {}).get("samples")
+    if envdir:
+        shown = [cell(envdir) if t == IGNITY else "" for t in tools] + ["" for _ in inits]
+        lines.append(f"| {ENVDIR_LABEL} | 1 | " + " | ".join(shown) + " | |")
     return "\n".join(lines)
 
 
@@ -186,6 +192,11 @@ def targets(result: dict[str, Any]) -> list[Check]:
     checks += _graph_checks(result)
     init = median(result["init_true"].get(IGNITY, {}).get("samples"))
     checks.append(_le("`/init true` ≤ 50 ms", init, 50.0, "ms"))
+    bare = median(result["init_true"].get(BARE_PYTHON, {}).get("samples"))
+    checks.append(_le_ratio(f"`/init true` ≤ 1.8 {TIMES} `python3 -I -S -c pass` (same run, side by side)",
+                            init, bare, 1.8, "python3"))
+    envdir = median(result.get("envdir_restart", {}).get("samples"))
+    checks.append(_le("restart with 10 000 variables in envs/ ≤ 10 ms of ignity's CPU", envdir, 10.0, "ms"))
     return checks
 
 
@@ -233,10 +244,19 @@ def _graph_checks(result: dict[str, Any]) -> list[Check]:
     return checks
 
 
+def _le_ratio(target: str, mine: float | None, other: float | None, limit: float, name: str) -> Check:
+    if mine is None or not other:
+        return Check(target, "not measured", None)
+    return Check(target, f"{mine / other:.2f}{TIMES} ({fmt(mine)} ms vs {name} {fmt(other)} ms)",
+                 mine / other <= limit)
+
+
 def _le(target: str, mine: float | None, limit: float | None, unit: str, name: str = "") -> Check:
     if mine is None or limit is None:
         return Check(target, "not measured", None)
     against = f" vs {name} {fmt(limit)} {unit}" if name else ""
+    if name and limit:
+        against += f" ({mine / limit:.2f}{TIMES})"
     return Check(target, f"{fmt(mine)} {unit}{against}".replace("  ", " ").strip(), mine <= limit)
 
 
@@ -270,6 +290,11 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     if baseline is not None:
         parts.append(f"`true` alone as PID 1 of a new namespace (the floor of the last row): {fmt(baseline)} ms.")
+    bare = median(result["init_true"].get(BARE_PYTHON, {}).get("samples"))
+    if bare is not None:
+        init = median(result["init_true"].get(IGNITY, {}).get("samples"))
+        times = f"; ignity's `/init true` is {init / bare:.2f}{TIMES} that" if init else ""
+        parts.append(f"`python3 -I -S -c pass` as PID 1, measured side by side with it: {fmt(bare)} ms{times}.")
     for tool, reason in result["skipped"].items():
         parts.append(f"Skipped {tool}: {reason}.")
     for s in [*result["sessions"], *result.get("idle", [])]:

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import install
 import report
 import workloads
-from peers import BASELINE_INIT, GRAPHS, INITS, SUPERVISORS, Init, Supervisor, Tool
+from peers import BARE_PYTHON, BASELINE_INIT, GRAPHS, IGNITY, INITS, SUPERVISORS, Init, Supervisor, Tool
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -144,18 +144,36 @@ def _brief(out: dict[str, Any]) -> str:
 
 
 def run_inits(tools: list[Init], runs: int) -> dict[str, dict[str, Any]]:
-    results: dict[str, dict[str, Any]] = {}
+    """``runs`` rounds, each timing every tool once: side by side, not one tool after the other."""
+    results: dict[str, dict[str, Any]] = {t.name: {"samples": []} for t in tools}
     root = Path(tempfile.mkdtemp(prefix="ignity-bench-init-"))
     try:
+        for run in range(runs):
+            for tool in tools:
+                if "error" in results[tool.name]:
+                    continue
+                try:
+                    results[tool.name]["samples"].append(workloads.init_true(tool, run, root))
+                except (workloads.Failed, OSError) as e:
+                    results[tool.name] = {"error": str(e)}
         for tool in tools:
-            try:
-                results[tool.name] = {"samples": workloads.init_true(tool, runs, root)}
-            except (workloads.Failed, OSError) as e:
-                results[tool.name] = {"error": str(e)}
             _say(f"/init true {tool.name}: {_brief_init(results[tool.name])}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return results
+
+
+def run_envdir(tool: Supervisor, plan: workloads.Plan) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="ignity-bench-envdir-"))
+    out: dict[str, Any] = {}
+    try:
+        out["samples"] = workloads.envdir_restart(tool, root, plan)
+        _say(f"envdir restart ({workloads.ENV_VARS} variables): {_brief_init(out)}")
+    except (workloads.Failed, OSError, RuntimeError) as e:
+        out["error"] = str(e)
+    finally:
+        _cleanup(root, out)
+    return out
 
 
 def _brief_init(result: dict[str, Any]) -> str:
@@ -179,7 +197,9 @@ def main(argv: list[str]) -> int:
     sessions = run_sessions(runnable, plan)
     idle = run_idle(runnable, plan) if runnable else []
     graphs = run_graphs(plan) if any(t.name == "ignity" for t in runnable) else []
-    init_true = run_inits([*(t for t in inits if t.name not in skipped), BASELINE_INIT], plan.init_runs)
+    envdir = run_envdir(IGNITY, plan) if IGNITY in runnable else {}
+    init_true = run_inits([*(t for t in inits if t.name not in skipped), BARE_PYTHON, BASELINE_INIT],
+                          plan.init_runs)
     result = {
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M"), "quick": args.quick,
@@ -195,6 +215,7 @@ def main(argv: list[str]) -> int:
         "idle": idle,
         "graphs": graphs,
         "init_true": init_true,
+        "envdir_restart": envdir,
     }
     markdown = report.markdown(result)
     print(markdown)

@@ -237,20 +237,50 @@ def _shutdown(ns: Namespace, markers_dir: Path, timeout_s: float, out: dict[str,
 
 
 # ---- inits --------------------------------------------------------------------------------------
-def init_true(tool: Init, runs: int, root: Path) -> list[float]:
-    """Wall time of ``unshare --fork --pid --mount-proc INIT true``, ``runs`` times (ms), each run
-    in a directory of its own, as a new container has a new (empty) runtime dir."""
+def init_true(tool: Init, run: int, root: Path) -> float:
+    """Wall time of one ``unshare --fork --pid --mount-proc INIT true`` (ms), in a directory of
+    its own, as a new container has a new (empty) runtime dir. run.py interleaves the tools run
+    by run, so that ignity and the bare interpreter are measured side by side."""
+    run_root = root / f"{tool.name}-{run}"
+    run_root.mkdir()
+    argv, env = [*UNSHARE, *tool.init_argv(run_root, ["true"])], tool.env(run_root)
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd=run_root, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t1 = time.perf_counter()
+    if done.returncode != 0:
+        raise Failed(f"/init true: {tool.name} exited {done.returncode}: "
+                     f"{done.stderr.decode(errors='replace').strip()[-200:]}")
+    return (t1 - t0) * 1000
+
+
+# ---- ignity alone -------------------------------------------------------------------------------
+ENV_VARS = 10_000
+ENV_KILLS = 4
+
+
+def envdir_restart(tool: Supervisor, root: Path, plan: Plan) -> list[float]:
+    """ignity's CPU for one restart of a service with ENV_VARS variables in envs/ (ms of
+    schedstat run time of PID 1, from the kill -9 to the new pid file): what reading and
+    encoding the environment costs each spawn."""
+    (root / "conf" / "envs").mkdir(parents=True, exist_ok=True)
+    (root / "conf" / "envs" / "10-many").write_text(
+        "".join(f"BENCH_VAR_{i:05d}=value-{i}\n" for i in range(ENV_VARS)))
     samples = []
-    for i in range(runs):
-        run_root = root / f"{tool.name}-{i}"
-        run_root.mkdir()
-        argv, env = [*UNSHARE, *tool.init_argv(run_root, ["true"])], tool.env(run_root)
-        t0 = time.perf_counter()
-        done = subprocess.run(argv, env=env, cwd=run_root, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        t1 = time.perf_counter()
-        if done.returncode != 0:
-            raise Failed(f"/init true: {tool.name} exited {done.returncode}: "
-                         f"{done.stderr.decode(errors='replace').strip()[-200:]}")
-        samples.append((t1 - t0) * 1000)
+    with ExitStack() as stack:
+        ns, markers = _launch(stack, tool, 1, root)
+        _boot(ns, markers, 1, plan)
+        name = service_names(1)[0]
+        for _ in range(ENV_KILLS):
+            old = markers.pid(name)
+            host_pid = ns.host_pid(old) if old is not None else None
+            if host_pid is None:
+                raise Failed(f"envdir restart: cannot find the process of {name}")
+            time.sleep(max(0.0, markers.seen[f"{name}.pid"] + UP_FOR_S - time.perf_counter()))
+            markers.drain()
+            before = cpu([ns.init_pid])
+            os.kill(host_pid, signal.SIGKILL)
+            if markers.wait_write(f"{name}.pid", RESTART_TIMEOUT_S) is None:
+                raise Failed(f"envdir restart: {name} not back {RESTART_TIMEOUT_S:g} s after kill -9")
+            samples.append((cpu([ns.init_pid]).run_ns - before.run_ns) / 1e6)
     return samples

@@ -124,6 +124,16 @@ def read(envdir: str) -> dict[str, str | None]:
     return out
 
 
+def has_links(envdir: str) -> bool:
+    """Whether the envdir holds a symbolic link (its target may change without the envdir
+    changing). One pass over the directory's entries, no stat: their type comes with them."""
+    try:
+        with os.scandir(envdir) as entries:
+            return any(entry.is_symlink() for entry in entries)
+    except OSError:
+        return True
+
+
 def _read_small(path: str) -> bytes:
     """A whole small file with open/read/close only: read at every spawn, for every variable, so
     the buffered ``open()``'s extra system calls (fstat, ioctl, lseek) add up."""

@@ -16,6 +16,7 @@ import time
 
 from . import confdir, envdir, fdlimit, log, scripts, servicedir, spawn
 from .control import ControlServer
+from .envcache import EnvCache
 from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code
 from .loop import Loop, Timer
 from .s6compat import Compat
@@ -58,6 +59,7 @@ class Init:
         self.script_kill: Timer | None = None  # its SIGKILL, once a shutdown was asked for
         self.fd_budget: fdlimit.Budget | None = None
         self.boot_failure: int | None = None   # status of a oneshot whose `up` failed at boot
+        self.env_cache: EnvCache | None = None
 
     # ---- entry point ----------------------------------------------------------------------------
     def run(self) -> int:
@@ -169,19 +171,22 @@ class Init:
         return container
 
     # ---- stage 2 ------------------------------------------------------------------------------------
-    def _env(self, base: dict[str, str]) -> dict[str, str]:
-        """What a child gets now: the envdir as it is at this moment over ignity's environment."""
-        return envdir.overlay(base, self.settings.envdir)
+    def _env(self) -> dict[str, str]:
+        """What a child gets now: the envdir as it is at this moment over ignity's environment
+        (read again only when it changed: envcache)."""
+        assert self.env_cache is not None
+        return self.env_cache.get()
 
     def _stage2(self, base_env: dict[str, str]) -> None:
         settings = self.settings
+        self.env_cache = EnvCache(self.loop, base_env, settings.envdir)
         if confdir.visible_entries(settings.conf("templates")):
             self._render_templates(base_env)
         if not settings.skip_perms and confdir.visible_entries(settings.conf("perms")):
             self._apply_perms(base_env)
         if self.compat is not None and not settings.skip_perms:
             self.compat.fix_attrs(_apply_fix_attrs)
-        self.supervisor = Supervisor(self.loop, settings, lambda: self._env(base_env), self._on_halt,
+        self.supervisor = Supervisor(self.loop, settings, self._env, self._on_halt,
                                      self._on_boot_failed)
         self.control = ControlServer(self.loop, settings.control_socket, self.supervisor, self._on_halt)
         if settings.http_addr is not None:
@@ -221,7 +226,7 @@ class Init:
             self._wait_for_services()
         if self.stopping:
             return
-        self._start_cmd(self._env(base_env))
+        self._start_cmd(self._env())
         self.loop.run_until(lambda: self.stopping)
 
     def _render_templates(self, env: dict[str, str]) -> None:
@@ -257,7 +262,7 @@ class Init:
         """One init script (or cont-init.d script, or command line), signals passed to its group."""
         name = os.path.basename(path)
         self.control.set_booting(name)
-        code = scripts.run(self.loop, path, self._env(base_env), started=self._script_started, argv=argv)
+        code = scripts.run(self.loop, path, self._env(), started=self._script_started, argv=argv)
         self.script_pgid = None
         if self.script_kill is not None:
             self.script_kill.cancel()

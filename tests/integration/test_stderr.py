@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from .harness import BOOT_S, wait_for
 
@@ -36,8 +37,8 @@ def test_full_stderr_does_not_block_pid1_and_losses_are_counted(ct):
         assert ct.status()["broken"]["restarts"] >= 0
         wait_for(lambda: ct.status()["broken"]["restarts"] >= 2, BOOT_S, "restarts of broken")
         # the shared description of fd 2 (what services write to) is still blocking
-        p1 = ct.pid1
-        flags = int(open(f"/proc/{p1}/fdinfo/2").read().split("flags:")[1].split()[0], 8)
+        fdinfo = Path(f"/proc/{ct.pid1}/fdinfo/2").read_text()
+        flags = int(fdinfo.split("flags:")[1].split()[0], 8)
         assert not flags & os.O_NONBLOCK
         # drain: the next message says how many were lost
         drained = b""
