@@ -284,6 +284,7 @@ TABLE: dict[tuple[OneshotState, Event], Handler] = {
     (S.DOWN, E.SHUTDOWN): shutdown_idle,
     (S.DOWN, E.RELEASE): ignore,
     (S.DOWN, E.HOLD): shutdown_idle,
+    (S.DOWN, E.CHECK_EXITED): ignore,  # a oneshot has no check
 
     (S.WAITING, E.CMD_UP): ignore,
     (S.WAITING, E.CMD_ONCE): ignore,
@@ -299,6 +300,7 @@ TABLE: dict[tuple[OneshotState, Event], Handler] = {
     (S.WAITING, E.SHUTDOWN): shutdown_idle,
     (S.WAITING, E.RELEASE): ignore,
     (S.WAITING, E.HOLD): shutdown_idle,
+    (S.WAITING, E.CHECK_EXITED): ignore,
 
     (S.STARTING, E.CMD_UP): want_up_later,
     (S.STARTING, E.CMD_ONCE): want_up_later,
@@ -314,6 +316,7 @@ TABLE: dict[tuple[OneshotState, Event], Handler] = {
     (S.STARTING, E.SHUTDOWN): running_shutdown,
     (S.STARTING, E.RELEASE): ignore,
     (S.STARTING, E.HOLD): hold,
+    (S.STARTING, E.CHECK_EXITED): ignore,
 
     (S.UP, E.CMD_UP): ignore,
     (S.UP, E.CMD_ONCE): ignore,
@@ -329,6 +332,7 @@ TABLE: dict[tuple[OneshotState, Event], Handler] = {
     (S.UP, E.SHUTDOWN): up_shutdown,
     (S.UP, E.RELEASE): ignore,
     (S.UP, E.HOLD): hold,
+    (S.UP, E.CHECK_EXITED): ignore,
 
     (S.STOPPING, E.CMD_UP): want_up_later,
     (S.STOPPING, E.CMD_ONCE): want_up_later,
@@ -344,6 +348,7 @@ TABLE: dict[tuple[OneshotState, Event], Handler] = {
     (S.STOPPING, E.SHUTDOWN): running_shutdown,
     (S.STOPPING, E.RELEASE): ignore,
     (S.STOPPING, E.HOLD): hold,
+    (S.STOPPING, E.CHECK_EXITED): ignore,
 
     (S.FAILED, E.CMD_UP): want_up,        # `svc -u` tries `up` again
     (S.FAILED, E.CMD_ONCE): want_up,
@@ -359,6 +364,7 @@ TABLE: dict[tuple[OneshotState, Event], Handler] = {
     (S.FAILED, E.SHUTDOWN): shutdown_idle,
     (S.FAILED, E.RELEASE): ignore,
     (S.FAILED, E.HOLD): shutdown_idle,
+    (S.FAILED, E.CHECK_EXITED): ignore,
 }
 
 

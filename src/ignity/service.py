@@ -49,7 +49,10 @@ if TYPE_CHECKING:
     from .logpump import Pump
     from .loop import Timer
 
-RESTART_THROTTLE_S = 1.0  # SPEC §7: at most one start of `run` per second
+RESTART_THROTTLE_S = 1.0  # SPEC §7: at most one start of `run` per second; the first backoff step
+# a service restarted because its check failed (not ready in time, liveness) gets SIGKILL this long
+# after its down signal when it has no timeout-kill: a hung service is the one that ignores it
+CHECK_RESTART_KILL_S = 5.0
 FINISH_DO_NOT_RESTART = 125  # SPEC §7: finish exiting 125 means "do not restart"
 # at shutdown, once a service is down, how long its logger may take to drain the pipe and exit on
 # end-of-file before it gets its down signal
@@ -89,6 +92,7 @@ class Event(enum.Enum):
     RELEASE = "release"            # arg: kill deadline; a logger whose input is closed at shutdown
     DEPS_READY = "deps-ready"      # every dependency is ready now
     HOLD = "hold"                  # shutdown has begun: never start again; SHUTDOWN comes in its turn
+    CHECK_EXITED = "check-exited"  # arg: (pid, wait status) of a try of `check` (pid None: could not start)
 
 
 # ---- effects: what the supervisor is asked to do ------------------------------------------------
@@ -120,6 +124,33 @@ class KillGroup(_Effect):
 
     def __init__(self, finish: bool = False):
         self._set(finish=finish)
+
+
+class StartCheck(_Effect):
+    """Spawn one try of ``check``; CHECK_EXITED always follows (at once if it cannot start)."""
+
+
+class KillCheck(_Effect):
+    """SIGKILL to the process group of the try of ``check`` ``pid``."""
+
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: int):
+        self._set(pid=pid)
+
+
+class Report(_Effect):
+    """Say one line about the service (why it is restarted, that it recovered)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self._set(text=text)
+
+
+class GiveUp(_Effect):
+    """The service failed more than ``restart-limit`` times in ``restart-window``: it stays down
+    (state failed); with ``halt-on-failure`` the container halts with its last status."""
 
 
 class SetDeadline(_Effect):
@@ -154,10 +185,11 @@ class Service:
       from services-state/ at a rescan).
     """
 
-    __slots__ = ("deadline", "error", "failed", "finish_pid", "kill_deadline", "last_status", "log_read",
-                 "log_write", "logger", "main", "needed_by", "needs", "pgid", "pid", "pump", "ready", "ready_fd",
-                 "removed", "restarts", "shutdown_sent", "shutting_down", "spawns", "spec", "spec_ok", "started_at",
-                 "state", "timer", "up_since", "waiting_on", "want")
+    __slots__ = ("check_failures", "check_output", "check_pid", "check_read", "deadline", "delay", "error", "failed",
+                 "failures", "finish_pid", "gave_up", "kill_deadline", "last_status", "log_read", "log_write",
+                 "logger", "main", "needed_by", "needs", "pgid", "pid", "pump", "ready", "ready_fd", "removed",
+                 "restarts", "shutdown_sent", "shutting_down", "spawns", "spec", "spec_ok", "started_at", "state",
+                 "timer", "up_since", "waiting_on", "want")
 
     def __init__(self, spec: ServiceSpec, want: Want = Want.UP, main: Service | None = None):
         self.spec = spec
@@ -177,6 +209,13 @@ class Service:
         self.shutting_down = False
         self.deadline: float | None = None   # the one deadline; set by ``step`` from SetDeadline
         self.kill_deadline: float | None = None  # at shutdown: when what is still up gets SIGKILL
+        # checks and the crash-loop policy (docs/health.md)
+        self.check_pid: int | None = None    # the try of `check` running now
+        self.check_failures = 0              # liveness tries failed in a row
+        self.check_output = ""               # last line of the last failed try (the supervisor's)
+        self.delay = RESTART_THROTTLE_S      # wait before the next start after a fast exit
+        self.failures: list[float] = []      # when run failed, within restart-window
+        self.gave_up = False
         self.main = main
         self.logger: Service | None = None
         if main is not None:
@@ -186,6 +225,7 @@ class Service:
         self.waiting_on: list[str] = []
         self.timer: Timer | None = None
         self.ready_fd: int | None = None
+        self.check_read: int | None = None  # read end of the running check's output pipe
         self.log_read: int | None = None
         self.log_write: int | None = None
         self.spec_ok = not spec.unread
@@ -212,11 +252,11 @@ class Service:
             return "up"
         if self.state is State.FINISHING:
             return "finishing"
-        return "failed" if self.failed else "down"
+        return "failed" if self.failed or self.gave_up else "down"
 
     def ready_for_dependants(self) -> bool:
         """The one readiness predicate for dependencies (and the CMD wait): ``run`` up, not being
-        stopped, and ready (its notification-fd spoke; at once without one)."""
+        stopped, and ready (its notification-fd spoke, its check passed, or up for ready-after)."""
         return self.state is State.UP and self.ready
 
     def is_down(self) -> bool:
@@ -279,6 +319,9 @@ def _want_and_start(want: Want) -> Handler:
         if svc.shutting_down:
             return []
         svc.want = want
+        svc.gave_up = False  # asked for again: a fresh start of the crash-loop policy
+        svc.failures.clear()
+        svc.delay = RESTART_THROTTLE_S
         return _start(svc)
     return handler
 
@@ -327,7 +370,104 @@ def up_restart(svc: Service, arg: object, now: float) -> list:
 
 def up_ready(svc: Service, arg: object, now: float) -> list:
     svc.ready = True
+    if svc.state is State.UP and svc.check_pid is None:
+        return [SetDeadline(_next_liveness(svc, now))]
     return []
+
+
+# ---- check: readiness and liveness (docs/health.md) -----------------------------------------------
+def _next_liveness(svc: Service, now: float) -> float | None:
+    ms = svc.spec.health_interval_ms if svc.spec.has_check else 0
+    return now + ms / 1000 if ms else None
+
+
+def _restart_failing(svc: Service, now: float, why: str) -> list:
+    """Stop a service whose check failed (want stays up: restarted by the policy), counted as a
+    failure of the crash-loop policy."""
+    _count_failure(svc, now)
+    ms = svc.spec.timeout_kill_ms
+    kill_at = now + (ms / 1000 if ms else CHECK_RESTART_KILL_S)
+    return [Report(f"service {svc.name}: {why}: restarting"), *_stop(svc, kill_at)]
+
+
+def up_deadline(svc: Service, arg: object, now: float) -> list:
+    """UP's deadline: a try of ``check`` that overran (kill it: its exit is a failed try), the
+    next try, or (no check, no notification-fd) ``ready-after`` elapsed."""
+    spec = svc.spec
+    if svc.check_pid is not None:
+        return [KillCheck(svc.check_pid), SetDeadline(None)]
+    if spec.has_check:
+        return [StartCheck(), SetDeadline(now + spec.check_try_timeout_ms / 1000)]
+    svc.ready = True
+    return [SetDeadline(None)]
+
+
+def _check_words(svc: Service) -> str:
+    return f" ({svc.check_output})" if svc.check_output else ""
+
+
+def up_check_exited(svc: Service, arg: object, now: float) -> list:
+    """A try of ``check`` ended: ready (exit 0), not yet, not in time (a failed start), or a
+    liveness result."""
+    assert isinstance(arg, tuple)
+    pid, status = arg
+    if pid != svc.check_pid:
+        return []  # a try of an earlier run, killed when that run exited
+    svc.check_pid = None
+    spec = svc.spec
+    passed = status == 0
+    if not svc.ready:
+        if passed:
+            svc.ready = True
+            svc.check_output = ""
+            return [SetDeadline(_next_liveness(svc, now))]
+        if spec.check_timeout_ms and now >= svc.started_at + spec.check_timeout_ms / 1000:
+            return _restart_failing(svc, now, f"not ready after {spec.check_timeout_ms} ms{_check_words(svc)}")
+        return [SetDeadline(now + spec.check_interval_ms / 1000)]
+    if passed:
+        effects: list = [SetDeadline(_next_liveness(svc, now))]
+        if svc.check_failures:
+            effects.insert(0, Report(f"service {svc.name}: check passes again after {svc.check_failures} failures"))
+        svc.check_failures = 0
+        svc.check_output = ""
+        return effects
+    if not spec.health_interval_ms:
+        return [SetDeadline(None)]  # ready by notification-fd, no liveness asked: nothing more runs
+    svc.check_failures += 1
+    if svc.check_failures >= spec.health_retries:
+        return _restart_failing(svc, now, f"check failed {svc.check_failures} times in a row{_check_words(svc)}")
+    return [SetDeadline(_next_liveness(svc, now))]
+
+
+def check_gone(svc: Service, arg: object, now: float) -> list:
+    """A try of ``check`` ended after its run did (the run's exit killed it)."""
+    assert isinstance(arg, tuple)
+    if arg[0] is not None and arg[0] == svc.check_pid:
+        svc.check_pid = None
+    return []
+
+
+# ---- the crash-loop policy (docs/health.md) --------------------------------------------------------
+def _count_failure(svc: Service, now: float) -> None:
+    window = svc.spec.restart_window_ms / 1000
+    svc.failures = [t for t in svc.failures if t > now - window] + [now]
+
+
+def _over_limit(svc: Service) -> bool:
+    limit = svc.spec.restart_limit
+    return bool(limit) and len(svc.failures) > limit
+
+
+def _give_up(svc: Service) -> list:
+    svc.gave_up = True
+    svc.want = Want.DOWN
+    svc.state = State.DOWN
+    return [SetDeadline(None), GiveUp()]
+
+
+def _grow_delay(svc: Service) -> None:
+    """A backoff was needed: the next one is twice as long, up to restart-max-delay."""
+    svc.delay = min(svc.delay * 2, max(svc.spec.restart_max_delay_ms / 1000, RESTART_THROTTLE_S))
 
 
 def spawned(svc: Service, arg: object, now: float) -> list:
@@ -337,11 +477,22 @@ def spawned(svc: Service, arg: object, now: float) -> list:
     svc.restarts += 1 if svc.spawns else 0
     svc.spawns += 1
     svc.started_at = svc.up_since = now
-    svc.ready = svc.spec.notification_fd is None
     svc.failed = False
     svc.error = None
+    svc.check_failures = 0
+    svc.check_output = ""
+    spec = svc.spec
     if svc.shutting_down:  # shutdown began while the start was under way: stop it at once
         return _stop(svc, _late_kill(svc, now))
+    # ready: by notification-fd, by check, or once up for ready-after ms (a crash loop never is)
+    svc.ready = False
+    if spec.has_check:
+        return [SetDeadline(now + spec.check_interval_ms / 1000)]
+    if spec.notification_fd is None:
+        if not spec.ready_after_ms:
+            svc.ready = True
+            return [SetDeadline(None)]
+        return [SetDeadline(now + spec.ready_after_ms / 1000)]
     return [SetDeadline(None)]
 
 
@@ -351,25 +502,39 @@ def spawn_failed(svc: Service, arg: object, now: float) -> list:
     if svc.want is Want.DOWN or svc.shutting_down:
         svc.state = State.DOWN
         return [SetDeadline(None)]
+    _count_failure(svc, now)
+    if _over_limit(svc):
+        return _give_up(svc)
     svc.state = State.BACKOFF
-    return [SetDeadline(now + RESTART_THROTTLE_S)]
+    delay = svc.delay
+    _grow_delay(svc)
+    return [SetDeadline(now + delay)]
 
 
 def run_exited(svc: Service, arg: object, now: float) -> list:
     assert isinstance(arg, int)
     stopping = svc.state is State.STOPPING
+    if svc.state is State.UP and svc.want is not Want.DOWN and not svc.shutting_down:
+        _count_failure(svc, now)  # exited on its own: a failure for restart-limit
+    # stayed up long enough: the backoff starts again from 1 s (s6: restart at once)
+    if now - svc.started_at >= max(svc.spec.restart_max_delay_ms / 1000, RESTART_THROTTLE_S):
+        svc.delay = RESTART_THROTTLE_S
     svc.last_status = arg
     svc.pid = None
     svc.ready = False
     svc.up_since = None
+    effects: list = []
+    if svc.check_pid is not None:  # a try of check outlives no run
+        effects.append(KillCheck(svc.check_pid))
+        svc.check_pid = None
     if svc.spec.has_finish:
         svc.state = State.FINISHING
         ms = svc.spec.timeout_finish_ms
         deadline = now + ms / 1000 if ms else None
         if svc.shutting_down and stopping:  # finish too must end by the shutdown's deadline
             deadline = _earliest(deadline, svc.deadline)
-        return [StartFinish(), SetDeadline(deadline)]
-    return settle(svc, now)
+        return [*effects, StartFinish(), SetDeadline(deadline)]
+    return effects + settle(svc, now)
 
 
 def finish_exited(svc: Service, arg: object, now: float) -> list:
@@ -385,10 +550,13 @@ def settle(svc: Service, now: float) -> list:
     SPEC §11.5: never restarted before its finish has ended."""
     svc.pgid = None
     if svc.want is Want.UP and not svc.shutting_down:
-        next_start = svc.started_at + RESTART_THROTTLE_S
+        if _over_limit(svc):
+            return _give_up(svc)
+        next_start = svc.started_at + svc.delay
         if now >= next_start:
             svc.state = State.DOWN
             return [SetDeadline(None), *_start(svc)]
+        _grow_delay(svc)
         svc.state = State.BACKOFF
         return [SetDeadline(next_start)]
     if svc.want is Want.ONCE:
@@ -483,6 +651,7 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.DOWN, E.RELEASE): release,
     (S.DOWN, E.DEPS_READY): ignore,      # only a service that waits cares
     (S.DOWN, E.HOLD): down_shutdown,
+    (S.DOWN, E.CHECK_EXITED): check_gone,
 
     (S.BACKOFF, E.CMD_UP): _want(Want.UP),
     (S.BACKOFF, E.CMD_ONCE): _want(Want.ONCE),
@@ -498,6 +667,7 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.BACKOFF, E.RELEASE): release,
     (S.BACKOFF, E.DEPS_READY): ignore,
     (S.BACKOFF, E.HOLD): down_shutdown,
+    (S.BACKOFF, E.CHECK_EXITED): check_gone,
 
     (S.UP, E.CMD_UP): _want(Want.UP),
     (S.UP, E.CMD_ONCE): _want(Want.ONCE),
@@ -508,11 +678,12 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.UP, E.READY): up_ready,
     (S.UP, E.RUN_EXITED): run_exited,
     (S.UP, E.FINISH_EXITED): ignore,
-    (S.UP, E.DEADLINE): ignore,
+    (S.UP, E.DEADLINE): up_deadline,
     (S.UP, E.SHUTDOWN): up_shutdown,
     (S.UP, E.RELEASE): up_release,
     (S.UP, E.DEPS_READY): ignore,
     (S.UP, E.HOLD): hold,
+    (S.UP, E.CHECK_EXITED): up_check_exited,
 
     (S.STOPPING, E.CMD_UP): _want(Want.UP),
     (S.STOPPING, E.CMD_ONCE): _want(Want.ONCE),
@@ -528,6 +699,7 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.STOPPING, E.RELEASE): stopping_release,
     (S.STOPPING, E.DEPS_READY): ignore,
     (S.STOPPING, E.HOLD): hold,
+    (S.STOPPING, E.CHECK_EXITED): check_gone,
 
     (S.FINISHING, E.CMD_UP): _want(Want.UP),
     (S.FINISHING, E.CMD_ONCE): _want(Want.ONCE),
@@ -543,6 +715,7 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.FINISHING, E.RELEASE): stopping_release,
     (S.FINISHING, E.DEPS_READY): ignore,
     (S.FINISHING, E.HOLD): hold,
+    (S.FINISHING, E.CHECK_EXITED): check_gone,
 
     (S.DRAINING, E.CMD_UP): _want(Want.UP),      # shutting down: want stays down
     (S.DRAINING, E.CMD_ONCE): _want(Want.ONCE),
@@ -558,6 +731,7 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.DRAINING, E.RELEASE): ignore,
     (S.DRAINING, E.DEPS_READY): ignore,
     (S.DRAINING, E.HOLD): hold,
+    (S.DRAINING, E.CHECK_EXITED): check_gone,
 
     (S.WAITING, E.CMD_UP): _want(Want.UP),
     (S.WAITING, E.CMD_ONCE): _want(Want.ONCE),
@@ -573,6 +747,7 @@ TABLE: dict[tuple[State, Event], Handler] = {
     (S.WAITING, E.RELEASE): down_shutdown,
     (S.WAITING, E.DEPS_READY): deps_ready,
     (S.WAITING, E.HOLD): down_shutdown,
+    (S.WAITING, E.CHECK_EXITED): check_gone,
 }
 
 # the cells that send the down signal: the supervisor reads the stop knobs (``down-signal``,

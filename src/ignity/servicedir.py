@@ -28,6 +28,17 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_FINISH_MS = 5000  # SPEC §7, s6-supervise's default
 KNOB_MAX_BYTES = 4096  # a knob holds one short value; more is not read
 LONGRUN, ONESHOT = "longrun", "oneshot"  # the `type` file (s6-rc)
+# readiness and liveness by `check` (docs/health.md)
+DEFAULT_CHECK_INTERVAL_MS = 250
+DEFAULT_CHECK_TIMEOUT_MS = 30000
+DEFAULT_CHECK_TRY_TIMEOUT_MS = 5000  # one try of `check` is killed after this, as finish is
+DEFAULT_HEALTH_RETRIES = 3
+# a service with neither notification-fd nor check is ready once up this long: as long as the
+# restart throttle, so a run that dies at once (a crash loop) is never reported ready
+DEFAULT_READY_AFTER_MS = 1000
+# crash-loop policy: these defaults are s6's (restart at most once a second, forever)
+DEFAULT_RESTART_MAX_DELAY_MS = 1000
+DEFAULT_RESTART_WINDOW_MS = 60000
 
 
 class ServiceSpec(Record):
@@ -36,22 +47,35 @@ class ServiceSpec(Record):
     ``unread`` names the knob files that exist but could not be read ("PATH: reason"); their
     fields hold the value last read (when ``read_spec`` was given one) or else the default."""
 
-    __slots__ = ("dependencies", "down", "down_signal", "halt_on_exit", "has_down_program", "has_finish", "has_log",
-                 "name", "notification_fd", "optional", "path", "problem", "timeout_down_ms", "timeout_finish_ms",
-                 "timeout_kill_ms", "timeout_up_ms", "type", "unread", "user", "user_env", "user_name")
+    __slots__ = ("check_interval_ms", "check_timeout_ms", "check_try_timeout_ms", "dependencies", "down",
+                 "down_signal", "halt_on_exit", "halt_on_failure", "has_check", "has_down_program", "has_finish",
+                 "has_log", "health_interval_ms", "health_retries", "name", "notification_fd", "optional", "path",
+                 "problem", "ready_after_ms", "restart_limit", "restart_max_delay_ms", "restart_window_ms",
+                 "timeout_down_ms", "timeout_finish_ms", "timeout_kill_ms", "timeout_up_ms", "type", "unread", "user",
+                 "user_env", "user_name")
 
     def __init__(self, *, name: str, path: str, down: bool, has_finish: bool, notification_fd: int | None,
                  down_signal: int, timeout_kill_ms: int, timeout_finish_ms: int, halt_on_exit: bool,
                  has_log: bool, unread: tuple[str, ...] = (), type: str = LONGRUN,
                  dependencies: tuple[str, ...] = (), user: Account | None = None, user_name: str | None = None,
                  user_env: dict | None = None, optional: bool = False, timeout_up_ms: int = 0,
-                 timeout_down_ms: int = 0, has_down_program: bool = False, problem: str | None = None):
+                 timeout_down_ms: int = 0, has_down_program: bool = False, problem: str | None = None,
+                 has_check: bool = False, check_interval_ms: int = DEFAULT_CHECK_INTERVAL_MS,
+                 check_timeout_ms: int = DEFAULT_CHECK_TIMEOUT_MS,
+                 check_try_timeout_ms: int = DEFAULT_CHECK_TRY_TIMEOUT_MS, health_interval_ms: int = 0,
+                 health_retries: int = DEFAULT_HEALTH_RETRIES, ready_after_ms: int = DEFAULT_READY_AFTER_MS,
+                 restart_max_delay_ms: int = DEFAULT_RESTART_MAX_DELAY_MS, restart_limit: int = 0,
+                 restart_window_ms: int = DEFAULT_RESTART_WINDOW_MS, halt_on_failure: bool = False):
         self._set(name=name, path=path, down=down, has_finish=has_finish, notification_fd=notification_fd,
                   down_signal=down_signal, timeout_kill_ms=timeout_kill_ms, timeout_finish_ms=timeout_finish_ms,
                   halt_on_exit=halt_on_exit, has_log=has_log, unread=unread, type=type, dependencies=dependencies,
                   user=user, user_name=user_name, user_env=user_env, optional=optional,
                   timeout_up_ms=timeout_up_ms, timeout_down_ms=timeout_down_ms, has_down_program=has_down_program,
-                  problem=problem)
+                  problem=problem, has_check=has_check, check_interval_ms=check_interval_ms,
+                  check_timeout_ms=check_timeout_ms, check_try_timeout_ms=check_try_timeout_ms,
+                  health_interval_ms=health_interval_ms, health_retries=health_retries,
+                  ready_after_ms=ready_after_ms, restart_max_delay_ms=restart_max_delay_ms,
+                  restart_limit=restart_limit, restart_window_ms=restart_window_ms, halt_on_failure=halt_on_failure)
 
     @property
     def oneshot(self) -> bool:
@@ -74,6 +98,10 @@ class ServiceSpec(Record):
     @property
     def finish(self) -> str:
         return os.path.join(self.path, "finish")
+
+    @property
+    def check(self) -> str:
+        return os.path.join(self.path, "check")
 
     @property
     def log_dir(self) -> str:
@@ -149,6 +177,19 @@ def _timeout_up(path: str, text: str | None, has_log: bool) -> int:
     return _number(path, text, 0) or 0
 
 
+def _ms(default: int, minimum: int = 0):
+    """The parser of a knob holding a number (ms, or a count) >= ``minimum``, ``default`` when absent."""
+    def parse(path: str, text: str | None, has_log: bool) -> int:
+        value = _number(path, text, default, minimum)
+        return default if value is None else value
+    return parse
+
+
+def _restart_max_delay(path: str, text: str | None, has_log: bool) -> int:
+    # below the 1 s restart throttle means the throttle (SPEC §7)
+    return max(_ms(DEFAULT_RESTART_MAX_DELAY_MS)(path, text, has_log), DEFAULT_RESTART_MAX_DELAY_MS)
+
+
 # the knob files holding a value: file -> (field of ServiceSpec, parser of its text, None if absent)
 KNOBS = {
     "down-signal": ("down_signal", _down_signal),
@@ -157,6 +198,16 @@ KNOBS = {
     "timeout-finish": ("timeout_finish_ms", _timeout_finish),
     "timeout-up": ("timeout_up_ms", _timeout_up),
     "timeout-down": ("timeout_down_ms", _timeout_up),
+    # readiness, liveness and the crash-loop policy (docs/health.md)
+    "check-interval": ("check_interval_ms", _ms(DEFAULT_CHECK_INTERVAL_MS, minimum=1)),
+    "check-timeout": ("check_timeout_ms", _ms(DEFAULT_CHECK_TIMEOUT_MS)),
+    "check-try-timeout": ("check_try_timeout_ms", _ms(DEFAULT_CHECK_TRY_TIMEOUT_MS, minimum=1)),
+    "health-interval": ("health_interval_ms", _ms(0)),
+    "health-retries": ("health_retries", _ms(DEFAULT_HEALTH_RETRIES, minimum=1)),
+    "ready-after": ("ready_after_ms", _ms(DEFAULT_READY_AFTER_MS)),
+    "restart-max-delay": ("restart_max_delay_ms", _restart_max_delay),
+    "restart-limit": ("restart_limit", _ms(0)),
+    "restart-window": ("restart_window_ms", _ms(DEFAULT_RESTART_WINDOW_MS, minimum=1)),
 }
 # read again at each stop, as s6 does: the others are read at each start
 STOP_KNOBS = ("down-signal", "timeout-kill")
@@ -218,8 +269,21 @@ def read_spec(name: str, path: str, last: ServiceSpec | None = None) -> ServiceS
         optional=os.path.exists(knob("optional")),
         has_down_program=kind == ONESHOT and os.path.isfile(knob("down")),
         problem="; ".join(problems) or None,
+        has_check=kind == LONGRUN and _has_check(knob("check")),
+        halt_on_failure=os.path.exists(knob("halt-on-failure")),
         **values,
     )
+
+
+def _has_check(path: str) -> bool:
+    """A ``check`` that is there but cannot be run is said (with the fix) and left out: the
+    service is then ready as one without a check is (ready-after), rather than never."""
+    if not os.path.lexists(path):
+        return False
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return True
+    log.warn(f"{path}: not an executable file (chmod +x it): readiness without a check (ready-after)")
+    return False
 
 
 def _text(path: str, problems: list[str]) -> str | None:
@@ -262,7 +326,7 @@ def service_names(directory: str) -> list[str]:
 
 
 # the programs of a service: linked, not copied, into the live copy (see copy_tree)
-PROGRAMS = ("run", "finish", "up")
+PROGRAMS = ("run", "finish", "up", "check")
 
 
 def _copy_entry(source: str, target: str) -> str:
@@ -286,7 +350,7 @@ def copy_tree(source: str, state: str) -> None:
     """Copy ``services/`` to ``services-state/`` (SPEC §3 stage 2.3); dot-files are left out
     everywhere (SPEC §2).
 
-    ``run`` and ``finish`` (of services and loggers) are symlinks to the originals rather than
+    ``run``, ``finish`` and ``check`` (of services and loggers) are symlinks to the originals rather than
     copies: the runtime dir is often a tmpfs mounted ``noexec`` (Docker's ``--tmpfs`` default), and
     exec follows the link to a file system that allows it. ``dependencies.d/`` is a symlink too:
     it is read only at boot and at a rescan, and copying its many empty files would cost a boot

@@ -9,16 +9,21 @@ from pathlib import Path
 import pytest
 
 from ignity.service import (
+    CHECK_RESTART_KILL_S,
     LATE_KILL_S,
     LOGGER_EOF_GRACE_S,
     RESTART_THROTTLE_S,
     STOP_CELLS,
     TABLE,
     Event,
+    GiveUp,
+    KillCheck,
     KillGroup,
+    Report,
     Service,
     SetDeadline,
     SignalRun,
+    StartCheck,
     StartFinish,
     StartRun,
     State,
@@ -72,7 +77,7 @@ def in_state(state, **kw):
 
 
 ARGS = {Event.SPAWNED: 42, Event.RUN_EXITED: 0, Event.FINISH_EXITED: 0, Event.SHUTDOWN: 200.0,
-        Event.RELEASE: 200.0, Event.SPAWN_FAILED: "boom"}
+        Event.RELEASE: 200.0, Event.SPAWN_FAILED: "boom", Event.CHECK_EXITED: (77, 0)}
 
 
 def snapshot(svc):
@@ -99,8 +104,145 @@ def test_stop_cells_send_the_down_signal(cell):
     assert SignalRun(int(signal.SIGUSR2)) in step(svc, cell[1], ARGS.get(cell[1]), 100.0)
 
 
-def test_ready_at_once_without_notification_fd():
-    assert up(Service(spec())).ready
+def test_ready_at_once_with_ready_after_0():
+    assert up(Service(spec(ready_after_ms=0))).ready
+
+
+def test_ready_after_staying_up():
+    svc = up(Service(spec()), now=100.0)
+    assert not svc.ready and svc.deadline == 101.0
+    assert step(svc, Event.DEADLINE, None, 101.0) == [SetDeadline(None)]
+    assert svc.ready
+
+
+def test_a_crash_loop_is_never_ready():
+    """issue: `run` being `exit 3` must never be reported ready (wait -U, the CMD wait, health)."""
+    svc = up(Service(spec()), now=100.0)
+    for i in range(5):
+        effects = step(svc, Event.RUN_EXITED, exited(3), svc.started_at + 0.01)
+        assert not svc.ready
+        if StartRun() not in effects:
+            step(svc, Event.DEADLINE, None, svc.deadline)
+        step(svc, Event.SPAWNED, 50 + i, svc.started_at + 1.0)
+        assert not svc.ready
+
+
+# ---- check: readiness, liveness -----------------------------------------------------------------
+def checked(**kw):
+    return up(Service(spec(has_check=True, **kw)), now=100.0)
+
+
+def try_check(svc, now, status, pid=77):
+    """The check's deadline comes, a try starts (pid) and ends 0.25 s later with ``status``."""
+    assert step(svc, Event.DEADLINE, None, now)[0] == StartCheck()
+    svc.check_pid = pid  # what the supervisor does when the spawn succeeds
+    return step(svc, Event.CHECK_EXITED, (pid, status), now + 0.25)
+
+
+def test_check_makes_ready():
+    svc = checked()
+    assert not svc.ready and svc.deadline == 100.25
+    assert try_check(svc, 100.25, exited(1)) == [SetDeadline(100.75)]
+    assert not svc.ready
+    assert try_check(svc, 100.75, exited(0)) == [SetDeadline(None)]  # no liveness: nothing more runs
+    assert svc.ready
+
+
+def test_check_try_that_overruns_is_killed():
+    svc = checked(check_try_timeout_ms=2000)
+    assert step(svc, Event.DEADLINE, None, 100.25) == [StartCheck(), SetDeadline(102.25)]
+    svc.check_pid = 77
+    assert step(svc, Event.DEADLINE, None, 102.25) == [KillCheck(77), SetDeadline(None)]
+    assert step(svc, Event.CHECK_EXITED, (77, killed(9)), 102.5) == [SetDeadline(102.75)]
+
+
+def test_not_ready_in_time_is_a_failed_start():
+    svc = checked(check_timeout_ms=1000, timeout_kill_ms=0)
+    svc.check_output = "connection refused"
+    effects = try_check(svc, 101.0, exited(1))
+    assert effects == [Report("service a: not ready after 1000 ms (connection refused): restarting"),
+                       SignalRun(int(signal.SIGTERM)), SetDeadline(101.25 + CHECK_RESTART_KILL_S)]
+    assert svc.state is State.STOPPING and svc.want is Want.UP and len(svc.failures) == 1
+
+
+def test_liveness_retries_then_restart_and_recovery_is_said_once():
+    svc = checked(health_interval_ms=1000, health_retries=2, timeout_kill_ms=500)
+    try_check(svc, 100.25, exited(0))
+    assert svc.ready and svc.deadline == 101.5
+    assert try_check(svc, 101.5, exited(1)) == [SetDeadline(102.75)]
+    assert svc.check_failures == 1
+    assert try_check(svc, 102.75, exited(0)) == [Report("service a: check passes again after 1 failures"),
+                                                 SetDeadline(104.0)]
+    assert try_check(svc, 104.0, exited(0)) == [SetDeadline(105.25)]  # said once
+    try_check(svc, 105.25, exited(1))
+    effects = try_check(svc, 106.5, exited(1))
+    assert effects == [Report("service a: check failed 2 times in a row: restarting"),
+                       SignalRun(int(signal.SIGTERM)), SetDeadline(107.25)]
+
+
+def test_a_check_outlives_no_run():
+    svc = checked()
+    step(svc, Event.DEADLINE, None, 100.25)
+    svc.check_pid = 77
+    effects = step(svc, Event.RUN_EXITED, exited(1), 100.5)
+    assert effects[0] == KillCheck(77) and svc.check_pid is None
+    # its exit, reported later, is not a try of the next run
+    assert step(svc, Event.CHECK_EXITED, (77, killed(9)), 100.75) == []
+
+
+# ---- crash-loop policy ----------------------------------------------------------------------------
+def crash(svc, now):
+    """run exits 0.1 s after its start; returns when the next start is due."""
+    step(svc, Event.RUN_EXITED, exited(3), now)
+    return svc.deadline
+
+
+def test_backoff_doubles_up_to_restart_max_delay_and_resets():
+    svc = up(Service(spec(restart_max_delay_ms=4000)), now=100.0)
+    starts = []
+    for _ in range(5):
+        due = crash(svc, svc.started_at + 0.1)
+        starts.append(round(due - svc.started_at, 3))
+        step(svc, Event.DEADLINE, None, due)
+        step(svc, Event.SPAWNED, 9, due)
+    assert starts == [1.0, 2.0, 4.0, 4.0, 4.0]
+    # up for longer than restart-max-delay: restarted at once, the backoff back to 1 s
+    assert StartRun() in step(svc, Event.RUN_EXITED, exited(3), svc.started_at + 5.0)
+    step(svc, Event.SPAWNED, 10, svc.started_at + 5.0)
+    assert crash(svc, svc.started_at + 0.1) == svc.started_at + 1.0
+
+
+def test_default_policy_is_one_start_a_second_forever():
+    svc = up(Service(spec()), now=100.0)
+    for i in range(30):
+        due = crash(svc, svc.started_at + 0.1)
+        assert due == svc.started_at + 1.0
+        step(svc, Event.DEADLINE, None, due)
+        step(svc, Event.SPAWNED, 9 + i, due)
+    assert not svc.gave_up
+
+
+def test_restart_limit_gives_up_and_up_starts_again():
+    svc = up(Service(spec(restart_limit=2, restart_window_ms=60000)), now=100.0)
+    for _ in range(2):
+        due = crash(svc, svc.started_at + 0.1)
+        step(svc, Event.DEADLINE, None, due)
+        step(svc, Event.SPAWNED, 9, due)
+    effects = step(svc, Event.RUN_EXITED, exited(3), svc.started_at + 0.1)
+    assert effects == [SetDeadline(None), GiveUp()]
+    assert svc.state is State.DOWN and svc.want is Want.DOWN and svc.status_word() == "failed"
+    assert supervised(svc)
+    assert StartRun() in step(svc, Event.CMD_UP, None, 200.0)
+    assert not svc.gave_up and svc.failures == []
+
+
+def test_failures_outside_the_window_do_not_count():
+    svc = up(Service(spec(restart_limit=2, restart_window_ms=1500)), now=100.0)
+    for _ in range(6):
+        due = crash(svc, svc.started_at + 0.1)
+        step(svc, Event.DEADLINE, None, due)
+        step(svc, Event.SPAWNED, 9, due)
+    assert not svc.gave_up
 
 
 def test_ready_waits_for_notification():
@@ -240,12 +382,18 @@ class Driver:
         self.svc = Service(spec(has_finish=rng.random() < 0.5,
                                 notification_fd=rng.choice([None, 3]),
                                 timeout_kill_ms=rng.choice([0, 500]),
-                                timeout_finish_ms=rng.choice([0, 5000])),
+                                timeout_finish_ms=rng.choice([0, 5000]),
+                                has_check=rng.random() < 0.5,
+                                health_interval_ms=rng.choice([0, 1000]),
+                                check_timeout_ms=rng.choice([0, 2000]),
+                                restart_limit=rng.choice([0, 3]),
+                                restart_max_delay_ms=rng.choice([1000, 8000])),
                            want=rng.choice([Want.UP, Want.DOWN]))
         self.now = 100.0
         self.queue = collections.deque()
         self.finish_running = False
         self.next_pid = 1000
+        self.checks: set[int] = set()  # tries of check still running (killed ones too)
 
     def perform(self, effects):
         for effect in effects:
@@ -262,6 +410,14 @@ class Driver:
                 else:
                     self.finish_running = True
                     self.svc.finish_pid = 1
+            elif isinstance(effect, StartCheck):
+                assert self.svc.check_pid is None and self.svc.pid is not None, "a check without its run"
+                if self.rng.random() < 0.2:
+                    self.queue.append((Event.CHECK_EXITED, (None, exited(126))))
+                else:
+                    self.next_pid += 1
+                    self.svc.check_pid = self.next_pid
+                    self.checks.add(self.next_pid)
 
     def external(self):
         """One event the world could send now."""
@@ -272,7 +428,7 @@ class Driver:
         if rng.random() < 0.1:
             svc.waiting_on = [] if svc.waiting_on else ["db"]
             if not svc.waiting_on:
-                choices = [Event.DEPS_READY]
+                return Event.DEPS_READY, None  # the supervisor feeds it at once
         if rng.random() < 0.01:
             choices += [Event.HOLD]
         if svc.pid is not None:
@@ -281,6 +437,8 @@ class Driver:
             choices += [Event.FINISH_EXITED] * 3
         if svc.deadline is not None:
             choices += [Event.DEADLINE] * 3
+        if self.checks:
+            choices += [Event.CHECK_EXITED] * 3
         if rng.random() < 0.02:
             choices += [Event.SHUTDOWN, Event.RELEASE]
         event = rng.choice(choices)
@@ -290,6 +448,10 @@ class Driver:
         self.now += rng.choice([0.0, 0.01, 0.3, 1.0, 6.0])
         if event is Event.RUN_EXITED:
             return event, rng.choice([exited(0), exited(1), killed(9)])
+        if event is Event.CHECK_EXITED:
+            pid = rng.choice(sorted(self.checks))
+            self.checks.discard(pid)
+            return event, (pid, rng.choice([exited(0), exited(1), killed(9)]))
         if event is Event.FINISH_EXITED:
             self.finish_running = False
             return event, rng.choice([exited(0), exited(125), killed(9)])
@@ -324,6 +486,8 @@ def test_waits_for_dependencies_then_starts():
     svc.waiting_on = []
     assert step(svc, Event.DEPS_READY, None, 100.0) == [StartRun()]
     step(svc, Event.SPAWNED, 42, 100.0)
+    assert not svc.ready_for_dependants()  # ready-after: up for 1 s first
+    step(svc, Event.DEADLINE, None, 101.0)
     assert svc.ready_for_dependants()
 
 
