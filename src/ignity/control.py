@@ -21,7 +21,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from . import health, log, protocol, resources
+from . import log, protocol, resources
 from .loop import Loop, Timer
 from .oneshot import OneshotState
 from .protocol import ProtocolError, with_short_path
@@ -338,11 +338,9 @@ class ControlServer:
         each service with its ``health`` word; with resources, each service's ``resources`` and
         ignity's own. While booting: no services, no graph yet."""
         services = self.supervisor.status(names) if self.booting is None else []
-        for s in services:
-            s["health"] = health.assess(s)[0]
         ignity: dict = {"pid": os.getpid(), "phase": self.phase}
         if with_resources:
-            usage = resources.of_trees({s["name"]: [s["pid"]] for s in services if s["pid"] is not None})
+            usage = resources.of_trees(self.supervisor.process_roots([s["name"] for s in services]))
             for s in services:
                 s["resources"] = usage.get(s["name"], resources.NOTHING).as_dict()
             ignity["resources"] = resources.of_ignity().as_dict()

@@ -26,7 +26,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 
-from . import dependencies, envdir, execline, log, logconf, oneshot, servicedir, spawn
+from . import dependencies, envdir, execline, health, log, logconf, oneshot, servicedir, spawn
 from .errors import EXIT_INTERNAL, ConfigError, IgnityError, SpawnError, describe, exit_code, signal_name
 from .logconf import LogConfig
 from .logpump import Pump, Stdout
@@ -36,10 +36,14 @@ from .service import (
     LATE_KILL_S,
     STOP_CELLS,
     Event,
+    GiveUp,
+    KillCheck,
     KillGroup,
+    Report,
     Service,
     SetDeadline,
     SignalRun,
+    StartCheck,
     StartFinish,
     StartRun,
     State,
@@ -49,6 +53,8 @@ from .service import (
 from .settings import Settings
 
 READY_READ_MAX = 512
+# what is kept of a check's output: its tail, of which the last line is said
+CHECK_OUTPUT_MAX = 512
 WAITING = (State.WAITING, OneshotState.WAITING)
 
 Env = Callable[[], dict]
@@ -240,6 +246,14 @@ class Supervisor:
             self._start_finish(svc)
         elif isinstance(effect, SignalRun):
             self._signal_run(svc, effect.signum)
+        elif isinstance(effect, StartCheck):
+            self._start_check(svc)
+        elif isinstance(effect, KillCheck):
+            spawn.kill(effect.pid, signal.SIGKILL, group=True)
+        elif isinstance(effect, Report):
+            log.warn(effect.text)
+        elif isinstance(effect, GiveUp):
+            self._give_up(svc)
         elif isinstance(effect, KillGroup):
             pgid = svc.finish_pid if effect.finish else svc.pgid
             if isinstance(svc, Oneshot):
@@ -454,6 +468,75 @@ class Supervisor:
         log.info(f"service {svc.name}: finish {describe(status)}")
         self.feed(svc, Event.FINISH_EXITED, status)
 
+    def _give_up(self, svc: Service) -> None:
+        window_s = svc.spec.restart_window_ms / 1000
+        svc.error = (f"failed {len(svc.failures)} times in {window_s:.0f} s, given up "
+                     f"(ignity svc -u {svc.name} starts it again)")
+        log.warn(f"service {svc.name}: {svc.error}")
+        if svc.spec.halt_on_failure and not self.shutting_down:
+            code = exit_code(svc.last_status) if svc.last_status is not None else 1
+            log.lifecycle(f"service {svc.name} given up: halting the container (halt-on-failure)")
+            self.on_halt(code)
+
+    # ---- check: readiness and liveness ------------------------------------------------------------
+    def _start_check(self, svc: Service) -> None:
+        """One try of ``check``, with the service's environment, user and cwd, in its own session
+        (an overrun kills all it started), its output kept for the reason it failed; CHECK_EXITED
+        always follows, at once when it cannot start."""
+        spec = svc.spec
+        out_r = out_w = None
+        try:
+            out_r, out_w = os.pipe()
+            os.set_blocking(out_r, False)
+            pid = spawn.spawn([spec.check, svc.name], self._service_env(spec),
+                              fds={0: spawn.devnull(), 1: out_w, 2: out_w}, cwd=spec.path, new_session=True,
+                              user=spec.user)
+        except (SpawnError, ConfigError, OSError) as e:
+            for fd in (out_r, out_w):
+                if fd is not None:
+                    os.close(fd)
+            reason = self._start_error(e, spec.check)
+            self._report(svc, f"service {svc.name}: check: {reason}")
+            svc.check_output = reason
+            self.feed(svc, Event.CHECK_EXITED, (None, (e.code if isinstance(e, IgnityError) else EXIT_INTERNAL) << 8))
+            return
+        os.close(out_w)
+        svc.check_pid = pid
+        svc.check_read = out_r
+        tail = [b""]
+
+        def readable() -> None:
+            try:
+                data = os.read(out_r, 4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if data:
+                tail[0] = (tail[0] + data)[-CHECK_OUTPUT_MAX:]
+            else:
+                self._close_check_output(svc)
+
+        def exited(status: int) -> None:
+            if svc.check_read == out_r:
+                readable()  # what it wrote last, if not read yet
+            self._close_check_output(svc, out_r)
+            if status != 0:
+                lines = tail[0].decode("utf-8", "replace").strip().splitlines()
+                svc.check_output = lines[-1][:200] if lines else describe(status)
+            self.feed(svc, Event.CHECK_EXITED, (pid, status))
+
+        self.loop.add_reader(out_r, readable)
+        self.loop.on_exit(pid, exited)
+
+    def _close_check_output(self, svc: Service, fd: int | None = None) -> None:
+        """Stop reading a try's output (``fd``: only if it is still that try's)."""
+        if svc.check_read is None or (fd is not None and svc.check_read != fd):
+            return
+        fd, svc.check_read = svc.check_read, None
+        self.loop.remove_reader(fd)
+        os.close(fd)
+
     def _signal_run(self, svc: Service, signum: int) -> None:
         if svc.pid is not None:
             spawn.kill(svc.pid, signum)
@@ -602,11 +685,12 @@ class Supervisor:
             spawn.kill(svc.pid, signum)
 
     def status(self, names: list[str] | None = None) -> list[dict]:
+        """The status JSON of each service (docs/control.md), with its ``health`` word."""
         now = time.monotonic()
         out = []
         for name in names or sorted(self.services):
             svc = self.services[name]
-            out.append({
+            entry = {
                 "name": svc.name,
                 "type": svc.spec.type,
                 "user": svc.spec.user_name,
@@ -619,9 +703,36 @@ class Supervisor:
                 "last_exit_code": svc.last_exit_code,
                 "last_signal": svc.last_signal,
                 "want": svc.want.value,
-                "error": svc.error if svc.failed else None,
-            })
+                "error": svc.error if svc.failed or getattr(svc, "gave_up", False) else None,
+                **self._health_fields(svc, now),
+            }
+            entry["health"] = health.assess(entry)[0]
+            out.append(entry)
         return out
+
+    @staticmethod
+    def _health_fields(svc: Record, now: float) -> dict:
+        """What the health word and its reason are made of (health.assess); a oneshot has none."""
+        if not isinstance(svc, Service):
+            return {}
+        window_s = svc.spec.restart_window_ms / 1000
+        return {
+            "recent_restarts": sum(1 for t in svc.failures if t > now - window_s),
+            "restart_window_s": window_s,
+            "backoff_s": round(svc.deadline - now, 3) if svc.state is State.BACKOFF and svc.deadline else None,
+            "health_failures": svc.check_failures,
+            "check_output": svc.check_output or None,
+        }
+
+    def process_roots(self, names: list[str]) -> dict[str, list[int]]:
+        """The session leaders of each service's processes now (``run``, ``finish``, a try of
+        ``check``, a oneshot's program): where its process tree is found (resources)."""
+        roots = {}
+        for name in names:
+            svc = self.services[name]
+            pids = (getattr(svc, "pgid", None), getattr(svc, "finish_pid", None), getattr(svc, "check_pid", None))
+            roots[name] = [pid for pid in pids if pid is not None]
+        return roots
 
     # ---- waiting for services (CMD wait, ignity wait) --------------------------------------------
     def all_ready(self) -> bool:

@@ -40,7 +40,7 @@ def test_status_json_shape(ct):
     ct.service("up", "exec sleep 1000")
     ct.service("down", "exec sleep 1000", down=True)
     ct.start()
-    ct.wait_up("up")
+    ct.wait_up("up", ready=True)  # ready once up for ready-after (1 s)
     r = ct.ctl("status", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)

@@ -60,7 +60,7 @@ def serving(ct, port):
 def test_status_json_resources_and_table(ct):
     ct.service("web", "exec sh -c 'sleep 1000 & sleep 1000 & wait'")
     ct.start()
-    ct.wait_up("web")
+    ct.wait_up("web", ready=True)
     wait_for(lambda: ct.status()["web"].get("resources", {}).get("processes") == 3, 10, "web's tree")
     r = ct.ctl("status", "--json")
     doc = json.loads(r.stdout)
@@ -83,7 +83,8 @@ def test_health_command(ct):
     ct.service("slow", "exec sleep 1000", notification_fd=3)
     ct.service("off", "exec sleep 1000", down=True)
     ct.start()
-    ct.wait_up("ok", "slow")
+    ct.wait_up("ok", ready=True)
+    ct.wait_up("slow")
     r = ct.ctl("health")
     assert r.returncode == 1
     assert r.stdout.startswith("slow: starting: not ready since"), r.stdout
@@ -184,3 +185,120 @@ def test_http_non_loopback_refused(ct):
     ct.start("true", env={"IGNITY_HTTP_ADDR": "0.0.0.0:9000"})
     assert ct.wait() == 100
     assert "IGNITY_HTTP_ADDR_ALLOW_ANY=1" in ct.stderr
+
+
+# ---- readiness, liveness, crash-loop policy (real PID 1) -------------------------------------------
+def test_a_crash_loop_is_never_ready(ct):
+    """The probe of docs/images.md answered "ready" for a `run` that is `exit 3`: with ready-after
+    (default 1000 ms) it never is, for `wait -U`, the CMD wait and `ignity health`."""
+    ct.service("crash", "exit 3")
+    ct.start("sh", "-c", "ignity wait -U -t 1 crash; echo $? > $OUT/cmd-wait; exec sleep 1000",
+             env={"OUT": str(ct.out), "IGNITY_CMD_WAIT_FOR_SERVICES": "1",
+                  "IGNITY_CMD_WAIT_FOR_SERVICES_MAXTIME": "2500"})
+    assert ct.wait_file("cmd-wait", timeout=15).strip() == "99"
+    assert "crash" in ct.stderr and "not ready" in ct.stderr, ct.stderr
+    for _ in range(3):
+        assert ct.ctl("wait", "-U", "-t", "1000", "crash").returncode == 99
+    r = ct.ctl("health")
+    assert r.returncode == 1 and r.stdout.startswith("crash: unhealthy: restarting"), r.stdout
+
+
+def test_ready_after_default(ct):
+    ct.service("plain", "exec sleep 1000")
+    ct.start()
+    ct.wait_up("plain")
+    t0 = time.monotonic()
+    ct.wait_up("plain", ready=True)
+    assert ct.status()["plain"]["ready"] is True
+    assert time.monotonic() - t0 < 5
+    assert ct.ctl("health").returncode == 0
+
+
+def test_check_makes_ready_with_env_and_cwd(ct):
+    ct.envfile("00", "GREETING=hi\n")
+    check = f'echo "$GREETING $PWD $1" > {ct.out}/check-env; [ -e {ct.out}/go ] || {{ echo "not yet"; exit 1; }}'
+    ct.service("web", "exec sleep 1000", check_interval=50)
+    ct.script("services/web/check", check)
+    ct.start()
+    ct.wait_up("web")
+    ct.wait_file("check-env")
+    assert ct.read("check-env").split() == ["hi", str(ct.state_dir("web")), "web"]
+    assert ct.ctl("wait", "-U", "-t", "300", "web").returncode == 99
+    r = ct.ctl("health", "web")
+    assert r.returncode == 1 and "starting" in r.stdout and "(check: not yet)" in r.stdout, r.stdout
+    (ct.out / "go").write_text("")
+    ct.wait_up("web", ready=True, timeout_ms=5000)
+    assert ct.ctl("health").returncode == 0
+
+
+def test_check_not_executable(ct):
+    ct.service("web", "exec sleep 1000")
+    ct.write("services/web/check", "#!/bin/sh\nexit 1\n", mode=0o644)
+    ct.start()
+    ct.wait_up("web", ready=True, timeout_ms=5000)  # ready-after instead
+    lines = [line for line in ct.stderr.splitlines() if "check" in line]
+    assert len(lines) == 1 and "chmod +x" in lines[0], ct.stderr
+    assert ct.running
+
+
+def test_check_timeout_is_a_failed_start(ct):
+    ct.service("web", f"echo start >> {ct.out}/starts; exec sleep 1000", check_interval=50, check_timeout=400)
+    ct.script("services/web/check", "exit 1")
+    ct.start()
+    ct.wait_lines("starts", 2, timeout=10)
+    assert "web: not ready after 400 ms" in ct.stderr, ct.stderr
+    assert "restarting" in ct.stderr
+
+
+def test_liveness_restarts_after_retries_and_says_recovery_once(ct):
+    ct.service("web", f"echo start >> {ct.out}/starts; exec sleep 1000", check_interval=50,
+               health_interval=100, health_retries=3)
+    ct.script("services/web/check", f'[ ! -e {ct.out}/sick ] || {{ echo "db down"; exit 1; }}')
+    ct.start()
+    ct.wait_up("web", ready=True, timeout_ms=5000)
+    # one failure, then recovery: said once, no restart
+    (ct.out / "sick").write_text("")
+    wait_for(lambda: ct.status()["web"].get("health") == "unhealthy", 10, "a failed liveness try")
+    (ct.out / "sick").unlink()
+    wait_for(lambda: "check passes again" in ct.stderr, 10, "the recovery line", diag=ct.diag)
+    assert len(ct.lines("starts")) == 1
+    # three in a row: restarted, with one line saying why
+    (ct.out / "sick").write_text("")
+    ct.wait_lines("starts", 2, timeout=10)
+    why = [line for line in ct.stderr.splitlines() if "in a row" in line]
+    assert why and "check failed 3 times in a row (db down): restarting" in why[0], ct.stderr
+    assert ct.stderr.count("check passes again") == 1
+
+
+def test_crash_loop_gives_up_then_health_fails(ct):
+    ct.service("crash", f"echo x >> {ct.out}/starts; exit 3", restart_limit=2, restart_window=60000)
+    ct.service("ok", "exec sleep 1000", ready_after=0)
+    ct.start()
+    ct.wait_up("ok")
+    wait_for(lambda: ct.status()["crash"]["state"] == "failed", 15, "crash to be given up", diag=ct.diag)
+    assert len(ct.lines("starts")) == 3
+    r = ct.ctl("health")
+    assert r.returncode == 1 and r.stdout.startswith("crash: failed: failed 3 times in 60 s, given up"), r.stdout
+    assert ct.ctl("health", "ok").returncode == 0
+    got = samples(ct.ctl("metrics").stdout)
+    assert got[("ignity_service_healthy", (("service", "crash"),))] == 0
+    time.sleep(1.5)
+    assert len(ct.lines("starts")) == 3  # stays down
+    assert ct.ctl("svc", "-u", "crash").returncode == 0  # asked again: a fresh start
+    ct.wait_lines("starts", 4)
+
+
+def test_halt_on_failure(ct):
+    ct.service("crash", "exit 3", restart_limit=1, halt_on_failure=True)
+    ct.service("other", "exec sleep 1000")
+    ct.start()
+    assert ct.wait(timeout=20) == 3
+    assert "halt-on-failure" in ct.stderr
+
+
+def test_backoff_grows(ct):
+    ct.service("crash", f"date +%s.%N >> {ct.out}/starts; exit 3", restart_max_delay=4000)
+    ct.start()
+    stamps = [float(x) for x in ct.wait_lines("starts", 4, timeout=15)[:4]]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert 0.8 < gaps[0] < 1.6 and 1.7 < gaps[1] < 2.8 and 3.5 < gaps[2] < 5.0, gaps

@@ -221,7 +221,7 @@ def test_idle_with_builtin_logs_makes_no_system_calls(ct):
         ct.service(name, "echo started; exec sleep 1000")
         log_dir(ct, name, directory=ct.out / "logs" / name)
     ct.start(env={"IGNITY_LOG_PREFIX": "1"})
-    ct.wait_up(*names, timeout_ms=30000)
+    ct.wait_up(*names, ready=True, timeout_ms=30000)  # ready-after's timers done
     wait_for(lambda: all((ct.out / "logs" / n / "current").exists() and
                          (ct.out / "logs" / n / "current").stat().st_size for n in names), BOOT_S, "the lines")
     time.sleep(0.5)

@@ -365,7 +365,7 @@ def test_idle_supervisor_makes_no_system_calls(ct):
     for name in names:
         ct.service(name, "exec sleep 1000")
     ct.start()
-    ct.wait_up(*names, timeout_ms=30000)
+    ct.wait_up(*names, ready=True, timeout_ms=30000)  # ready-after's timers done
     time.sleep(0.5)  # let the last status client's connection be closed and forgotten
     calls, table = syscalls_while_idle(ct.pid1)
     assert calls == [], table
