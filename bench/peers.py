@@ -232,8 +232,9 @@ class IgnityGraph(Ignity):
     """ignity with ``dependencies.d/`` between its N services, for the dependency rows (not a peer):
     ``none`` (no file at all), ``chain`` (each service needs the one before it: one start at a time)
     and ``dag`` (wide: GRAPH_LAYERS layers, each service needs 2 of the layer before it). The
-    services have no notification-fd, so each is ready when it starts: what is measured is the cost
-    of the graph, not readiness waits."""
+    services have no notification-fd and ``ready-after`` 0, so each is ready when it starts: what is
+    measured is the cost of the graph, not readiness waits (with the default ready-after a chain
+    would wait 1 s per link)."""
 
     GRAPH_LAYERS = 5
 
@@ -244,6 +245,8 @@ class IgnityGraph(Ignity):
     def layout(self, root: Path, markers: Path, n: int) -> None:
         super().layout(root, markers, n)
         names = service_names(n)
+        for name in names:
+            (self.scan_dir(root) / name / "ready-after").write_text("0\n")
         for name, deps in graph(self.shape, names).items():
             for dep in deps:
                 path = self.scan_dir(root) / name / "dependencies.d" / dep
