@@ -40,10 +40,6 @@ def assess(s: dict) -> tuple[str, str]:
         return FAILED, s.get("error") or "failed"
     if s.get("want") == "down":
         return OK, ""
-    if s.get("type") == "oneshot":  # up once its `up` program has exited 0; no process after that
-        return (OK, "") if s.get("ready") else (STARTING, "its up program has not succeeded yet")
-    if s.get("waiting_on"):
-        return STARTING, f"waiting on {', '.join(s['waiting_on'])}"
     if s.get("health_failures"):
         return UNHEALTHY, f"liveness check failed {s['health_failures']} times in a row{check_words}"
     if s.get("type") == "oneshot" and s.get("state") == "up":

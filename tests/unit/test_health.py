@@ -51,10 +51,3 @@ def test_not_healthy_while_booting_or_stopping():
     assert health.verdict([svc()], "booting") == ["ignity: booting"]
     assert health.verdict([], "stopping") == ["ignity: stopping"]
     assert health.verdict([], "running") == []
-
-
-def test_oneshots_and_dependencies():
-    shot = svc(type="oneshot", pid=None, ready=True)
-    assert health.assess(shot) == ("ok", "")
-    assert health.assess(dict(shot, ready=False, state="down"))[0] == "starting"
-    assert health.assess(svc(state="down", pid=None, ready=False, waiting_on=["db"])) == ("starting", "waiting on db")
