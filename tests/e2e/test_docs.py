@@ -43,3 +43,13 @@ def test_every_example_is_run_by_a_test(block):
         assert block.text in (ROOT / arg).read_text(), f"{block.where} is not a part of {arg}"
     elif kind == "covered-by":
         assert any(f"def {arg}(" in p.read_text() for p in TESTS.rglob("test_*.py")), f"{block.where}: no test {arg}"
+
+
+def test_every_setting_is_in_the_reference():
+    """Every IGNITY_* variable the code reads has its row in docs/reference.md's settings."""
+    names = set()
+    for path in (ROOT / "src" / "ignity").rglob("*.py"):
+        names |= set(re.findall(r"\bIGNITY_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
+    reference = (ROOT / "docs" / "reference.md").read_text()
+    missing = sorted(n for n in names if f"| `{n}`" not in reference and f"`{n}`," not in reference)
+    assert not missing, f"settings without a row in docs/reference.md: {missing}"
