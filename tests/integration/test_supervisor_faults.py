@@ -108,6 +108,27 @@ def lowest_free_fd(pid: int) -> int:
     return min(set(range(len(used) + 1)) - used)
 
 
+def settled_lowest_free_fd(pid: int) -> int:
+    """The lowest free fd of an idle ignity: asleep in the loop's wait, with the same fd table
+    over several readings. Read while it still works (a service's pid file can be written
+    before ignity closes its side of the notification pipe), the limit would leave room for
+    the very pipe2 this test wants to fail."""
+    def reading() -> tuple:
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read()
+        return wchan, sorted(os.listdir(f"/proc/{pid}/fd"))
+
+    readings: list[tuple] = []
+
+    def steady() -> bool:
+        readings.append(reading())
+        last = readings[-3:]
+        return len(last) == 3 and "epoll" in last[0][0] and all(r == last[0] for r in last)
+
+    wait_for(steady, BOOT_S, "ignity idle in its loop", interval=0.1)
+    return lowest_free_fd(pid)
+
+
 def test_no_fd_for_the_notification_pipe_is_a_failed_start(ct):
     """A start that cannot get its fds (pipe2 fails with EMFILE: ignity's RLIMIT_NOFILE lowered
     from outside to what it holds) is a failed start: reported, retried each second, and the
@@ -118,7 +139,7 @@ def test_no_fd_for_the_notification_pipe_is_a_failed_start(ct):
     soft, hard = resource.prlimit(ct.pid1, resource.RLIMIT_NOFILE)
     # every fd ignity may open now fails; the ready fd it closes when `run` exits leaves one free,
     # and pipe2 needs two
-    resource.prlimit(ct.pid1, resource.RLIMIT_NOFILE, (lowest_free_fd(ct.pid1), hard))
+    resource.prlimit(ct.pid1, resource.RLIMIT_NOFILE, (settled_lowest_free_fd(ct.pid1), hard))
     proc = ct.proc_by_nspid(first)
     assert proc is not None, ct.diag()
     kill_pid(proc.pid, signal.SIGKILL)
