@@ -98,6 +98,8 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int]
     actions, temporary = _safe_fd_map(fds or {})
     if user is not None and not needs_switch(user):
         user = None
+    if _oom is not None:
+        _oom.for_child()
     try:
         if tty_fd is not None or user is not None:
             return _fork_exec(path, argv, env, actions, cwd, new_session, new_group, tty_fd, user)
@@ -107,8 +109,68 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int]
             raise
         raise SpawnError(e.path, e.errno, _too_big(argv, env)) from None
     finally:
+        if _oom is not None:
+            _oom.for_self()
         for fd in temporary:
             os.close(fd)
+
+
+# ---- PID 1 is not the OOM killer's victim -------------------------------------------------------
+OOM_SCORE_ADJ = "/proc/self/oom_score_adj"
+OOM_PROTECTED = b"-1000"
+
+
+class _OomShield:
+    """ignity at oom_score_adj -1000, every child at the value ignity started with.
+
+    The value is inherited at fork, and posix_spawn runs no code in the child, so ignity puts its
+    own value back to the original for the instant of each spawn and lowers it again after (two
+    writes on a descriptor kept open). Lowering needs CAP_SYS_RESOURCE; raising does not."""
+
+    __slots__ = ("fd", "original")
+
+    def __init__(self, fd: int, original: bytes):
+        self.fd = fd
+        self.original = original
+
+    def for_child(self) -> None:
+        try:
+            os.write(self.fd, self.original)
+        except OSError:
+            pass  # never a reason not to start a child
+
+    def for_self(self) -> None:
+        try:
+            os.write(self.fd, OOM_PROTECTED)
+        except OSError:
+            pass  # the capability went away meanwhile: stay as the children are
+
+
+_oom: _OomShield | None = None
+
+
+def protect_from_oom() -> str:
+    """Where permitted, lower ignity's own oom_score_adj to -1000 (the kernel then never picks
+    PID 1 under memory pressure), children keeping the value ignity had. Returns what happened,
+    for a message."""
+    global _oom
+    try:
+        with open(OOM_SCORE_ADJ, "rb") as f:
+            original = f.read().strip()
+        fd = os.open(OOM_SCORE_ADJ, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        return f"oom_score_adj unchanged: {OOM_SCORE_ADJ}: {e.strerror}"
+    try:
+        os.write(fd, OOM_PROTECTED)
+    except OSError as e:
+        os.close(fd)
+        return (f"oom_score_adj left at {original.decode()}: lowering it needs CAP_SYS_RESOURCE "
+                f"({e.strerror}); children keep it too")
+    if original == OOM_PROTECTED:
+        os.close(fd)  # children asked to be unkillable too: nothing to restore around spawns
+        return "oom_score_adj is -1000 already, for ignity and its children"
+    _oom = _OomShield(fd, original)
+    return f"oom_score_adj -1000 for ignity; children start at {original.decode()}"
 
 
 # the kernel's bound on one argument or "NAME=value" string (MAX_ARG_STRLEN: 32 pages)

@@ -124,6 +124,7 @@ class Init:
             except OSError:
                 os.open(os.devnull, os.O_RDWR)
         log.never_block()  # a stalled log reader must never stop PID 1 (after 0-2 are taken)
+        log.info(spawn.protect_from_oom())
         # inherited masks and SIG_IGNs would reach children spawned by a library; ours reset
         # them anyway (spawn), but ignity itself must hear every signal it handles
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
