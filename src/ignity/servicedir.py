@@ -369,9 +369,8 @@ def copy_tree(source: str, state: str) -> None:
             continue  # already live (rescan): the live copy is the one that counts
         try:
             shutil.copytree(origin, target, copy_function=_copy_entry, ignore=_not_copied)
-            for directory in (origin, os.path.join(origin, "log")):
-                deps = os.path.join(directory, "dependencies.d")
-                if os.path.isdir(deps):
-                    os.symlink(os.path.abspath(deps), os.path.join(target, os.path.relpath(deps, origin)))
+            for deps in ("dependencies.d", "log/dependencies.d"):
+                if os.path.isdir(os.path.join(origin, deps)):
+                    os.symlink(os.path.join(os.path.abspath(origin), deps), os.path.join(target, deps))
         except (OSError, shutil.Error) as e:
             log.warn(f"service {name}: unable to copy {origin} to {target}: {e}")

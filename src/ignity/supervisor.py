@@ -226,8 +226,8 @@ class Supervisor:
             effects = oneshot.step(svc, event, arg, time.monotonic())
         else:
             effects = step(svc, event, arg, time.monotonic())
-        if not effects and before == (svc.state, svc.ready):
-            log.debug(f"service {svc.name}: {event.value} ignored in state {svc.state.value}")
+        if not effects and before == (svc.state, svc.ready) and log.verbosity() >= log.DEBUG:
+            log.debug(f"service {svc.name}: {event.value} in state {svc.state.value}: no change of state")
         for effect in effects:
             self._perform(svc, effect)
         if before != (svc.state, svc.ready):
