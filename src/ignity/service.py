@@ -256,7 +256,11 @@ class Service:
 
     def ready_for_dependants(self) -> bool:
         """The one readiness predicate for dependencies (and the CMD wait): ``run`` up, not being
-        stopped, and ready (its notification-fd spoke, its check passed, or up for ready-after)."""
+        stopped, and ready (its notification-fd spoke, its check passed, or up for ready-after).
+        A logger needs only to be running: its service's lines wait in the pipe ignity holds, and
+        a service must not wait a logger's ready-after before it starts."""
+        if self.main is not None:
+            return self.state is State.UP
         return self.state is State.UP and self.ready
 
     def is_down(self) -> bool:

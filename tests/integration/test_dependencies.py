@@ -215,3 +215,14 @@ def test_rescan_starts_new_services_and_refuses_one_with_a_missing_name(ct):
     assert ct.status()["bad"]["state"] == "down"
     assert [line.split()[1] for line in ct.lines("order")] == ["db", "app"]
     assert ct.stop() == 0, ct.diag()
+
+
+def test_a_service_does_not_wait_for_its_loggers_readiness(ct):
+    """A service needs its logger (the logger starts first, stops last) but only running: not
+    ready-after's second."""
+    ct.service("web", f"echo started > {ct.out}/web; exec sleep 1000", log="exec cat > /dev/null",
+               ready_after=5000)
+    ct.write("services/web/log/ready-after", "5000\n")
+    ct.start()
+    ct.wait_file("web", timeout=3)
+    assert ct.status()["web/log"]["state"] == "up"
