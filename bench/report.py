@@ -190,6 +190,7 @@ def targets(result: dict[str, Any]) -> list[Check]:
         checks.append(Check(check.target, f"{check.measured}; handlers {fmt(min(done)) if done else '?'}/{n}",
                             None if check.ok is None else check.ok and all_done))
     checks += _graph_checks(result)
+    checks += _scrape_checks(result)
     init = median(result["init_true"].get(IGNITY, {}).get("samples"))
     checks.append(_le("`/init true` ≤ 50 ms", init, 50.0, "ms"))
     bare = median(result["init_true"].get(BARE_PYTHON, {}).get("samples"))
@@ -251,6 +252,36 @@ def _le_ratio(target: str, mine: float | None, other: float | None, limit: float
                  mine / other <= limit)
 
 
+SCRAPE_CPU_MAX_MS = 100.0  # one scrape of 500 services
+SCRAPE_DELAY_MAX_MS = 20.0  # a restart while a scrape is served, over one while idle
+
+
+def scrapes_table(result: dict[str, Any]) -> str:
+    """ignity's cost of `ignity metrics` and the restart latency it may add."""
+    rows = [r for r in result.get("scrapes", []) if not r.get("error")]
+    if not rows:
+        return ""
+    lines = ["| ignity, N services | " + " | ".join(f"N={r['n']}" for r in rows) + " |", "|---|" + "---|" * len(rows)]
+    for key, label in (("scrape_cpu_ms", "ignity CPU per `ignity metrics` scrape, ms"),
+                       ("restart_quiet_ms", "restart after kill -9, idle, ms"),
+                       ("restart_scraping_ms", "restart after kill -9 during a scrape, ms")):
+        lines.append(f"| {label} | " + " | ".join(cell(r.get(key)) for r in rows) + " |")
+    return "\n".join(lines)
+
+
+def _scrape_checks(result: dict[str, Any]) -> list[Check]:
+    checks = []
+    for r in result.get("scrapes", []):
+        n = r["n"]
+        checks.append(_le(f"a scrape of {n} services ≤ {SCRAPE_CPU_MAX_MS:g} ms of ignity CPU",
+                          median(r.get("scrape_cpu_ms")), SCRAPE_CPU_MAX_MS, "ms"))
+        quiet, during = median(r.get("restart_quiet_ms")), median(r.get("restart_scraping_ms"))
+        delay = during - quiet if quiet is not None and during is not None else None
+        checks.append(_le(f"a restart during a scrape of {n} services delayed ≤ {SCRAPE_DELAY_MAX_MS:g} ms",
+                          delay, SCRAPE_DELAY_MAX_MS, "ms"))
+    return checks
+
+
 def _le(target: str, mine: float | None, limit: float | None, unit: str, name: str = "") -> Check:
     if mine is None or limit is None:
         return Check(target, "not measured", None)
@@ -310,5 +341,11 @@ def markdown(result: dict[str, Any]) -> str:
     for g in result.get("graphs", []):
         if g.get("error"):
             parts.append(f"Error ignity {g['shape']} N={g['n']} session {g['rep'] + 1}: {g['error']}.")
+    scrapes = scrapes_table(result)
+    if scrapes:
+        parts += ["", "Health and metrics (ignity alone, at the largest N):", "", scrapes]
+    for r in result.get("scrapes", []):
+        if r.get("error"):
+            parts.append(f"Error ignity scrape N={r['n']}: {r['error']}.")
     parts += ["", "Targets:", "", targets_table(result), ""]
     return "\n".join(parts)

@@ -38,6 +38,9 @@ def _interrupted(signum: int, _frame: object) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+PHASES = ("sessions", "idle", "graphs", "envdir", "scrape", "init")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="task bench --", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="N in 1, 100, one session each: under 90 s")
@@ -46,6 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reps", type=int, help="sessions per tool and N (default 3, 2 at N=500; quick 1)")
     p.add_argument("--no-install", action="store_true", help="skip what is missing instead of installing it")
     p.add_argument("--output", help="results name under bench/results/ (default latest, quick with --quick)")
+    p.add_argument("--only", choices=PHASES, help="run only this phase (e.g. --only scrape --sizes 500)")
     return p.parse_args(argv)
 
 
@@ -107,6 +111,21 @@ def run_graphs(plan: workloads.Plan) -> list[dict[str, Any]]:
     return records
 
 
+def run_scrapes(tool: Supervisor, plan: workloads.Plan) -> list[dict[str, Any]]:
+    """The health/metrics rows: ignity alone, at the largest N."""
+    n = max(plan.sizes)
+    out: dict[str, Any] = {"tool": tool.name, "n": n, "phase": "scrape"}
+    root = Path(tempfile.mkdtemp(prefix=f"ignity-bench-scrape-{n}-"))
+    try:
+        workloads.scrape(tool, n, plan, root, out)
+    except (workloads.Failed, OSError, RuntimeError) as e:
+        out["error"] = str(e)
+    finally:
+        _cleanup(root, out)
+    _say(f"scrape {tool.name} N={n}: {_brief(out)}")
+    return [out]
+
+
 def run_idle(tools: list[Supervisor], plan: workloads.Plan) -> list[dict[str, Any]]:
     n = max(plan.sizes)
     _say(f"idle: {', '.join(t.name for t in tools)} at once with N={n}, {plan.idle_s:g} s + "
@@ -131,7 +150,7 @@ def _cleanup(root: Path, *records: dict[str, Any]) -> None:
 
 def _brief(out: dict[str, Any]) -> str:
     keys = ("boot_ms", "pss_mib", "restart_ms", "idle_cpu_ms", "idle_wakeups", "idle_syscalls", "shutdown_ms",
-            "shutdown_timeouts", "term_done")
+            "shutdown_timeouts", "term_done", "scrape_cpu_ms", "restart_quiet_ms", "restart_scraping_ms")
     parts = []
     for key in keys:
         if key in out:
@@ -194,12 +213,17 @@ def main(argv: list[str]) -> int:
         skipped = install.ensure(everything)
     started = time.monotonic()
     runnable = [t for t in supervisors if t.name not in skipped]
-    sessions = run_sessions(runnable, plan)
-    idle = run_idle(runnable, plan) if runnable else []
-    graphs = run_graphs(plan) if any(t.name == "ignity" for t in runnable) else []
-    envdir = run_envdir(IGNITY, plan) if IGNITY in runnable else {}
+
+    def wanted(phase: str) -> bool:
+        return args.only in (None, phase)
+
+    sessions = run_sessions(runnable, plan) if wanted("sessions") else []
+    idle = run_idle(runnable, plan) if runnable and wanted("idle") else []
+    graphs = run_graphs(plan) if any(t.name == "ignity" for t in runnable) and wanted("graphs") else []
+    envdir = run_envdir(IGNITY, plan) if IGNITY in runnable and wanted("envdir") else {}
+    scrapes = run_scrapes(IGNITY, plan) if IGNITY in runnable and wanted("scrape") else []
     init_true = run_inits([*(t for t in inits if t.name not in skipped), BARE_PYTHON, BASELINE_INIT],
-                          plan.init_runs)
+                          plan.init_runs) if wanted("init") else {}
     result = {
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M"), "quick": args.quick,
@@ -214,6 +238,7 @@ def main(argv: list[str]) -> int:
         "sessions": sessions,
         "idle": idle,
         "graphs": graphs,
+        "scrapes": scrapes,
         "init_true": init_true,
         "envdir_restart": envdir,
     }

@@ -11,10 +11,13 @@ reports what it measured, with the error.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -42,6 +45,11 @@ QUIET_S = 0.5
 STRACE_STOP_TIMEOUT_S = 30.0
 # the age given to the generated tree (see _backdate)
 BACKDATE_S = 60.0
+# the scrape rows: scrapes of `ignity metrics` measured one by one, then kill -9s alternating
+# without and during a scrape; ready-after (1 s) has passed before, so ignity is idle
+SCRAPES = 10
+SCRAPE_KILLS = 6
+READY_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,64 @@ def idle(tools: Sequence[Supervisor], n: int, plan: Plan, root: Path) -> list[di
             for name, calls in strace_counts(running, plan.strace_s, root).items():
                 records[name].update(idle_syscalls=sum(calls.values()), idle_syscalls_by_name=calls)
     return list(records.values())
+
+
+def scrape(tool: Supervisor, n: int, plan: Plan, root: Path, out: dict[str, Any]) -> None:
+    """ignity with N services: the CPU ignity spends on one `ignity metrics` (every service's
+    process tree read from /proc, the exposition built), and how much later a service killed
+    while a scrape is being served is back, against one killed while ignity is idle."""
+    with ExitStack() as stack:
+        ns, markers = _launch(stack, tool, n, root)
+        out["boot_ms"] = _boot(ns, markers, n, plan)
+        time.sleep(SETTLE_S + READY_AFTER_S)
+        assert ns.init_pid is not None
+        env = {**os.environ, "IGNITY_RUN_DIR": str(root / "run")}
+        samples = []
+        for _ in range(SCRAPES):
+            before = cpu([ns.init_pid])
+            r = subprocess.run([sys.executable, "-m", "ignity", "metrics"], env=env, capture_output=True,
+                               text=True, timeout=30)
+            used = cpu([ns.init_pid]) - before
+            if r.returncode != 0 or r.stdout.count("ignity_service_up{") != n:
+                raise Failed(f"scrape: ignity metrics exit {r.returncode}: {r.stderr.strip()[:200]}")
+            samples.append(used.run_ns / 1e6)
+        out["scrape_cpu_ms"] = samples
+        quiet, during = out.setdefault("restart_quiet_ms", []), out.setdefault("restart_scraping_ms", [])
+        names = service_names(n)
+        for i in range(min(SCRAPE_KILLS, n)):
+            name = names[i * n // min(SCRAPE_KILLS, n)]
+            old = markers.pid(name)
+            host_pid = ns.host_pid(old) if old is not None else None
+            if host_pid is None:
+                raise Failed(f"scrape: cannot find the process of {name}")
+            time.sleep(max(0.0, markers.seen[f"{name}.pid"] + UP_FOR_S - time.perf_counter()))
+            markers.drain()
+            client = _start_scrape(root / "run" / "control") if i % 2 else None
+            t0 = time.perf_counter()
+            os.kill(host_pid, signal.SIGKILL)
+            t1 = markers.wait_write(f"{name}.pid", RESTART_TIMEOUT_S)
+            if client is not None:
+                _finish_scrape(client)
+            if t1 is None:
+                raise Failed(f"scrape: {name} not back {RESTART_TIMEOUT_S:g} s after kill -9")
+            (during if client is not None else quiet).append((t1 - t0) * 1000)
+
+
+def _start_scrape(path: Path) -> socket.socket:
+    """The request `ignity metrics` sends, sent here so that the kill follows it within
+    microseconds (a client process would still be importing Python)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(path))
+    sock.sendall(json.dumps({"v": 1, "cmd": "status", "names": [], "resources": True}).encode() + b"\n")
+    time.sleep(0.002)  # ignity is woken and at work on it
+    return sock
+
+
+def _finish_scrape(sock: socket.socket) -> None:
+    with sock:
+        sock.settimeout(10)
+        while sock.recv(1 << 16):
+            pass
 
 
 def _backdate(root: Path) -> None:

@@ -29,6 +29,8 @@ from .service import State
 from .supervisor import Supervisor
 
 MAX_CONNECTIONS = 64
+# processes of /proc read per turn of the loop for a status with resources: ~3 ms each
+SCAN_SLICE = 100
 # a client that connects and sends nothing complete within this is dropped
 REQUEST_TIMEOUT_S = 10.0
 # a client that does not read its reply within this is dropped (replies are small)
@@ -246,6 +248,7 @@ class ControlServer:
             conn.timer.cancel()
         self._connections.pop(fd, None)
         self.loop.remove_reader(fd)
+        self.loop.remove_writer(fd)
         conn.sock.close()
         on_close, conn.on_close = conn.on_close, None
         if on_close is not None:
@@ -300,8 +303,25 @@ class ControlServer:
             pass  # the client is gone or not reading: its loss
 
     def _finish(self, conn: _Connection, reply: dict) -> None:
-        self._reply(conn, reply)
-        self._drop(conn)
+        """The last reply, written as the client reads it (a status of 500 services with their
+        resources is larger than the socket buffer: a blocking send would hold up supervision
+        until the client reads); a client that reads nothing is dropped after SEND_TIMEOUT_S."""
+        try:
+            data = protocol.encode(reply)
+        except (OSError, ImportError):  # json could not be imported: out of file descriptors
+            _refuse(conn.sock)
+            self._drop(conn)
+            return
+        fd = conn.sock.fileno()
+        if fd < 0:
+            return
+        conn.waiter = None
+        conn.sock.setblocking(False)
+        self.loop.remove_reader(fd)
+        if conn.timer is not None:
+            conn.timer.cancel()
+        conn.timer = self.loop.call_later(SEND_TIMEOUT_S, lambda: self._drop(conn))
+        self.loop.send(conn.sock, data, lambda: self._drop(conn))
 
     # ---- requests -------------------------------------------------------------------------------------
     def _serve(self, conn: _Connection, line: bytes) -> None:
@@ -317,12 +337,13 @@ class ControlServer:
                 raise protocol.booting(self.booting)
             if cmd == "svc":
                 reply = self._svc(request)
-            elif cmd == "status" and self.booting is not None:
-                reply = {"ok": True, "booting": self.booting, **self.status_document([], False)}
             elif cmd == "status":
-                names = request["names"]
+                names = request["names"] if self.booting is None else []
                 self._check_names(names)
-                reply = {"ok": True, **self.status_document(names, bool(request.get("resources")))}
+                extra = {"booting": self.booting} if self.booting is not None else {}
+                self.status_document(names, bool(request.get("resources")),
+                                     lambda document: self._finish(conn, {"ok": True, **extra, **document}))
+                return
             elif cmd == "rescan":
                 added, removed = self.supervisor.rescan()
                 reply = {"ok": True, "added": added, "removed": removed}
@@ -333,21 +354,34 @@ class ControlServer:
             reply = protocol.error_reply(str(e), e.code)
         self._finish(conn, reply)
 
-    def status_document(self, names: list[str] | None, with_resources: bool) -> dict:
-        """The status JSON: ``{"services": [...], "dependencies": {...}, "ignity": {"pid", "phase"}}``,
-        each service with its ``health`` word; with resources, each service's ``resources`` and
-        ignity's own. While booting: no services, no graph yet."""
+    def status_document(self, names: list[str] | None, with_resources: bool,
+                        done: Callable[[dict], None]) -> None:
+        """``done(the status JSON)``: ``{"services": [...], "dependencies": {...}, "ignity":
+        {"pid", "phase"}}``, each service with its ``health`` word; while booting no services and
+        no graph yet. With resources, each service's ``resources`` and ignity's own: the process
+        trees are read SCAN_SLICE processes per turn of the loop, so that a service exiting
+        meanwhile is restarted without waiting for the whole pass."""
         services = self.supervisor.status(names) if self.booting is None else []
         ignity: dict = {"pid": os.getpid(), "phase": self.phase}
-        if with_resources:
-            usage = resources.of_trees(self.supervisor.process_roots([s["name"] for s in services]))
-            for s in services:
-                s["resources"] = usage.get(s["name"], resources.NOTHING).as_dict()
-            ignity["resources"] = resources.of_ignity().as_dict()
         document = {"services": services, "ignity": ignity}
         if self.booting is None:
             document["dependencies"] = self.supervisor.graph()
-        return document
+        if not with_resources:
+            done(document)
+            return
+        scan = resources.TreeScan(self.supervisor.process_roots([s["name"] for s in services]))
+
+        def step() -> None:
+            if not scan.step(SCAN_SLICE):
+                self.loop.call_later(0, step)
+                return
+            usage = scan.result()
+            for s in services:
+                s["resources"] = usage.get(s["name"], resources.NOTHING).as_dict()
+            ignity["resources"] = resources.of_ignity().as_dict()
+            done(document)
+
+        step()
 
     def _halt(self, conn: _Connection, code: int | None) -> None:
         """Reply, then start the shutdown once the client has read the reply and gone (at most

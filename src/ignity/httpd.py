@@ -22,8 +22,8 @@ MAX_REQUEST = 8 * 1024
 CONNECTION_TIMEOUT_S = 5.0
 LISTEN_BACKLOG = 16
 
-# status(with_resources) -> the status JSON document: {"services": [...], "ignity": {...}}
-StatusSource = Callable[[bool], dict]
+# status(with_resources, done): done(the status JSON document), now or a few turns of the loop later
+StatusSource = Callable[[bool, Callable[[dict], None]], None]
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -41,13 +41,11 @@ def _text(code: int, text: str, extra: str = "") -> bytes:
 
 
 class _Connection:
-    __slots__ = ("buffer", "out", "sock", "timer", "writing")
+    __slots__ = ("buffer", "sock", "timer")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.buffer = b""
-        self.out = b""
-        self.writing = False
         self.timer: Timer | None = None
 
 
@@ -123,57 +121,57 @@ class HttpServer:
             end = conn.buffer.find(b"\n\n")  # bare newlines, as hand-typed requests have
         if end < 0 and len(conn.buffer) <= MAX_REQUEST:
             return
-        if end < 0 or end > MAX_REQUEST:
-            reply = _text(431, f"request head larger than {MAX_REQUEST} bytes\n")
-        else:
-            try:
-                reply = self._serve(conn.buffer[:end])
-            except Exception as e:  # a request must never reach the loop or leave the connection open
-                log.error(f"http: internal error serving a request: {type(e).__name__}: {e}")
-                reply = _text(500, "internal error\n")
         self.loop.remove_reader(conn.sock.fileno())
-        conn.out = reply
-        self._writable(conn)
-
-    def _writable(self, conn: _Connection) -> None:
-        try:
-            sent = conn.sock.send(conn.out)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            self._drop(conn)
+        if end < 0 or end > MAX_REQUEST:
+            self._respond(conn, _text(431, f"request head larger than {MAX_REQUEST} bytes\n"))
             return
-        conn.out = conn.out[sent:]
-        if not conn.out:
-            try:
-                conn.sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            self._drop(conn)
-        elif not conn.writing:  # the rest when the socket takes more
-            conn.writing = True
-            self.loop.add_writer(conn.sock.fileno(), lambda c=conn: self._writable(c))
+        try:
+            self._serve(conn, conn.buffer[:end])
+        except Exception as e:  # a request must never reach the loop or leave the connection open
+            log.error(f"http: internal error serving a request: {type(e).__name__}: {e}")
+            self._respond(conn, _text(500, "internal error\n"))
+
+    def _respond(self, conn: _Connection, reply: bytes) -> None:
+        if conn.sock.fileno() >= 0:  # not dropped meanwhile (CONNECTION_TIMEOUT_S)
+            self.loop.send(conn.sock, reply, lambda: self._close(conn))
+
+    def _close(self, conn: _Connection) -> None:
+        """All written: end the stream (the client reads to end of file), then forget it."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._drop(conn)
 
     # ---- requests -------------------------------------------------------------------------------
-    def _serve(self, head: bytes) -> bytes:
+    def _serve(self, conn: _Connection, head: bytes) -> None:
         try:
             request_line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("ascii")
         except UnicodeDecodeError:
-            return _text(400, "malformed request line\n")
+            self._respond(conn, _text(400, "malformed request line\n"))
+            return
         parts = request_line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
-            return _text(400, "malformed request line (want: GET /metrics HTTP/1.1)\n")
+            self._respond(conn, _text(400, "malformed request line (want: GET /metrics HTTP/1.1)\n"))
+            return
         method, target = parts[0], parts[1].split("?", 1)[0]
         if target not in ("/metrics", "/healthz", "/readyz"):
-            return _text(404, "not found (try /metrics, /healthz or /readyz)\n")
-        if method != "GET":
-            return _text(405, "GET only\n", extra="Allow: GET\r\n")
-        if target == "/healthz":
-            return _text(200, "ok\n")  # answered by the loop itself: ignity is alive and serving
-        if target == "/readyz":
-            document = self.status(False)
-            lines = health.verdict(document["services"], document["ignity"]["phase"])
-            return _text(503, "\n".join(lines) + "\n") if lines else _text(200, "ok\n")
-        document = self.status(True)
-        text = metrics.exposition(document["services"], document["ignity"].get("resources"))
-        return _response(200, text.encode("utf-8"), metrics.CONTENT_TYPE)
+            self._respond(conn, _text(404, "not found (try /metrics, /healthz or /readyz)\n"))
+        elif method != "GET":
+            self._respond(conn, _text(405, "GET only\n", extra="Allow: GET\r\n"))
+        elif target == "/healthz":
+            self._respond(conn, _text(200, "ok\n"))  # answered by the loop itself: ignity is alive and serving
+        elif target == "/readyz":
+            self.status(False, lambda document: self._respond(conn, _readyz(document)))
+        else:
+            self.status(True, lambda document: self._respond(conn, _metrics(document)))
+
+
+def _readyz(document: dict) -> bytes:
+    lines = health.verdict(document["services"], document["ignity"]["phase"])
+    return _text(503, "\n".join(lines) + "\n") if lines else _text(200, "ok\n")
+
+
+def _metrics(document: dict) -> bytes:
+    text = metrics.exposition(document["services"], document["ignity"].get("resources"))
+    return _response(200, text.encode("utf-8"), metrics.CONTENT_TYPE)

@@ -19,6 +19,7 @@ import itertools
 import os
 import selectors
 import signal
+import socket
 import time
 from collections.abc import Callable
 
@@ -87,6 +88,30 @@ class Loop:
     def remove_writer(self, fd: int) -> None:
         if self._writers.pop(fd, None) is not None:
             self._update(fd)
+
+    def send(self, sock: socket.socket, data: bytes, done: Callback) -> None:
+        """Write ``data`` to the non-blocking ``sock`` as fast as the peer reads it, from the loop
+        (a reply larger than the socket buffer must not hold PID 1 in a blocking send), then call
+        ``done()``; also when the peer is gone. Whoever closes ``sock`` before that calls
+        ``remove_writer`` (a bound on the time the peer may take is the caller's)."""
+        fd = sock.fileno()
+        rest = memoryview(data)
+
+        def attempt() -> None:
+            nonlocal rest
+            try:
+                rest = rest[sock.send(rest):]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                rest = rest[:0]  # the peer is gone: nothing more to write
+            if not rest:
+                self.remove_writer(fd)
+                done()
+            elif fd not in self._writers:
+                self.add_writer(fd, attempt)
+
+        attempt()
 
     def _update(self, fd: int) -> None:
         events = (selectors.EVENT_READ if fd in self._readers else 0) | \

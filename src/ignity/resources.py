@@ -87,57 +87,70 @@ def _read_proc(pid: str) -> _Proc | None:
         return None
 
 
-def _processes() -> dict[int, _Proc]:
-    out = {}
-    for name in os.listdir(PROC):
-        if name.isdigit():
+class TreeScan:
+    """``of_trees`` in slices, for a caller that must not hold the loop for a whole pass (500
+    services are ~1000 processes, ~30 ms): ``step(n)`` reads the next ``n`` processes and says
+    whether the pass is done; ``result()`` then sums each service's tree."""
+
+    def __init__(self, roots: Mapping[str, Iterable[int]]):
+        self._owner: dict[int, str] = {pid: key for key, pids in roots.items() for pid in pids}
+        self._keys = list(roots)
+        self._pending = [name for name in os.listdir(PROC) if name.isdigit()] if self._owner else []
+        self._procs: dict[int, _Proc] = {}
+
+    def step(self, count: int) -> bool:
+        for name in self._pending[-count:]:
             proc = _read_proc(name)
             if proc is not None:
-                out[int(name)] = proc
-    return out
+                self._procs[int(name)] = proc
+        del self._pending[-count:]
+        return not self._pending
+
+    def result(self) -> dict[str, Usage]:
+        """Usage of each service's tree. A process belongs to a service when it is in the
+        session of one of its roots (services start in their own session, so this keeps the
+        daemons a service forks and orphans), or descends from one (a child that made its own
+        session)."""
+        owner, procs, me = self._owner, self._procs, os.getpid()
+        totals = {key: NOTHING for key in self._keys}
+        memo: dict[int, str | None] = {}
+
+        def find(pid: int) -> str | None:
+            chain = []
+            key = None
+            while pid > 1 and pid != me:
+                if pid in owner:
+                    key = owner[pid]
+                    break
+                if pid in memo:
+                    key = memo[pid]
+                    break
+                proc = procs.get(pid)
+                if proc is None:
+                    break
+                if proc.session in owner:
+                    key = owner[proc.session]
+                    break
+                chain.append(pid)
+                pid = proc.ppid
+            for walked in chain:  # each process is walked once, whatever the depth of the tree
+                memo[walked] = key
+            return key
+
+        for pid, proc in procs.items():
+            key = find(pid)
+            if key is not None:
+                totals[key] = totals[key] + proc.usage
+        return totals
 
 
 def of_trees(roots: Mapping[str, Iterable[int]]) -> dict[str, Usage]:
-    """Usage of each service's tree, keyed like ``roots`` (service name -> its session leaders:
-    ``run``, ``finish``, a check). A process belongs to a service when it is in the session of
-    one of its roots (services start in their own session, so this keeps the daemons a service
-    forks and orphans), or descends from one (a child that made its own session)."""
-    owner: dict[int, str] = {pid: key for key, pids in roots.items() for pid in pids}
-    totals = {key: NOTHING for key in roots}
-    if not owner:
-        return totals
-    procs = _processes()
-    me = os.getpid()
-
-    memo: dict[int, str | None] = {}
-
-    def find(pid: int) -> str | None:
-        chain = []
-        key = None
-        while pid > 1 and pid != me:
-            if pid in owner:
-                key = owner[pid]
-                break
-            if pid in memo:
-                key = memo[pid]
-                break
-            proc = procs.get(pid)
-            if proc is None:
-                break
-            if proc.session in owner:
-                key = owner[proc.session]
-                break
-            chain.append(pid)
-            pid = proc.ppid
-        for walked in chain:  # each process is walked once, whatever the depth of the tree
-            memo[walked] = key
-        return key
-
-    for pid, proc in procs.items():
-        key = find(pid)
-        if key is not None:
-            totals[key] = totals[key] + proc.usage
-    return totals
+    """Usage of each service's tree (``roots``: service name -> its session leaders: ``run``,
+    ``finish``, a try of ``check``), in one pass; see TreeScan."""
+    scan = TreeScan(roots)
+    while not scan.step(1000):
+        pass
+    return scan.result()
 
 
 _self = None

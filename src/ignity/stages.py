@@ -246,7 +246,7 @@ class Init:
         assert self.control is not None
         control = self.control
         try:
-            self.http = HttpServer(self.loop, host, port, lambda full: control.status_document(None, full))
+            self.http = HttpServer(self.loop, host, port, lambda full, done: control.status_document(None, full, done))
         except OSError as e:
             log.error(f"unable to listen on IGNITY_HTTP_ADDR {host}:{port}: {e.strerror} "
                       "(metrics and probes over HTTP are off; free the port or choose another)")

@@ -5,7 +5,9 @@ curl-style and malformed requests."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -302,3 +304,23 @@ def test_backoff_grows(ct):
     stamps = [float(x) for x in ct.wait_lines("starts", 4, timeout=15)[:4]]
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     assert 0.8 < gaps[0] < 1.6 and 1.7 < gaps[1] < 2.8 and 3.5 < gaps[2] < 5.0, gaps
+
+
+def test_a_client_that_does_not_read_its_large_reply_never_holds_supervision(ct):
+    """A status with resources of 150 services is larger than a socket buffer: it is written as
+    the client reads, and a service that dies meanwhile is restarted at once."""
+    for i in range(150):
+        ct.service(f"s{i:03d}", "exec sleep 1000", ready_after=0)
+    ct.service("victim", f"echo $$ >> {ct.out}/victim; exec sleep 1000", ready_after=0)
+    ct.start()
+    ct.wait_up("victim")
+    time.sleep(1.2)  # up for over a second: restarted at once when killed
+    with socket.socket(socket.AF_UNIX) as lazy:
+        lazy.connect(str(ct.socket))
+        lazy.sendall(b'{"v": 1, "cmd": "status", "names": [], "resources": true}\n')
+        time.sleep(0.3)  # the reply is built and stuck in the socket: nobody reads
+        victim = ct.proc_by_nspid(int(ct.lines("victim")[0]))
+        t0 = time.monotonic()
+        os.kill(victim.pid, signal.SIGKILL)
+        ct.wait_lines("victim", 2, timeout=5)
+        assert time.monotonic() - t0 < 0.5
