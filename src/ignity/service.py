@@ -10,7 +10,7 @@ queued until the current effect list is done (a handler never runs inside anothe
 |-----------|---------------------------------------------------------------------|------------|
 | DOWN      | no process: not wanted, done for good, or a spawn about to happen   | down       |
 | BACKOFF   | wanted up, waiting out the 1 s restart throttle or a failed start   | down/failed|
-| UP        | ``run`` alive; ``ready`` once the notification fd spoke (or at once) | up         |
+| UP        | ``run`` alive; ``ready``: notification fd, check, or ready-after     | up         |
 | STOPPING  | down signal + SIGCONT sent, ``run`` still alive                     | up         |
 | FINISHING | ``run`` reaped, ``finish`` running (killed after ``timeout-finish``)  | finishing  |
 | DRAINING  | shutdown, a logger whose input is closed: LOGGER_EOF_GRACE_S to read | up         |
@@ -19,12 +19,20 @@ queued until the current effect list is done (a handler never runs inside anothe
 
 Events: CMD_UP/DOWN/ONCE/RESTART (control), SPAWNED(pid) / SPAWN_FAILED(message) (outcome of
 StartRun: one of the two always follows), READY, RUN_EXITED(status), FINISH_EXITED(status)
-(also when ``finish`` cannot start), DEADLINE (the record's one timer), SHUTDOWN(kill deadline),
+(also when ``finish`` cannot start), CHECK_EXITED((pid, status): a try of ``check``), DEADLINE
+(the record's one timer), SHUTDOWN(kill deadline),
 RELEASE(kill deadline: a logger's service is down at shutdown), DEPS_READY (every dependency is
 ready now), HOLD (shutdown has begun: a service waiting for its dependants to stop first is never
 started again; its SHUTDOWN comes once they are down). One deadline per record; what it
-means depends on the state: the restart throttle (BACKOFF), SIGKILL (STOPPING), the end of
-``finish`` (FINISHING), the end of a logger's input grace (DRAINING).
+means depends on the state: the restart backoff (BACKOFF), SIGKILL (STOPPING), the end of
+``finish`` (FINISHING), the end of a logger's input grace (DRAINING); in UP the next try of
+``check``, the end of a try that overran, or ``ready-after`` (none once ready without liveness,
+so an idle service has no timer).
+
+Crash-loop policy: ``failures`` holds when ``run`` failed within ``restart-window``; ``delay``
+doubles at each backoff up to ``restart-max-delay`` and goes back to 1 s once ``run`` stays up
+that long; over ``restart-limit`` the service is given up (DOWN, want down, ``gave_up``: status
+``failed``).
 
 Dependencies: the supervisor sets ``waiting_on`` (the dependencies that are not ready, see
 ``ready_for_dependants``) before every event; wherever the machine would start ``run`` it goes
