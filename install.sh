@@ -68,8 +68,8 @@ case $INIT_PATH in /*) ;; *) die "--init must be an absolute path: $INIT_PATH" ;
 SRC=$(cd "$(dirname "$0")" && pwd)
 LAUNCHERS="ignity with-env with-contenv preboot ignity-s6"
 # the s6 and s6-overlay commands of --s6-compat: one launcher (ignity-s6) under each name
-S6_COMMANDS="s6-svc s6-svwait s6-svstat s6-svscanctl s6-setuidgid s6-envuidgid s6-notifyoncheck execlineb with-contenv printcontenv logutil-service"
-S6_OVERLAY_COMMANDS="with-contenv printcontenv logutil-service"
+S6_COMMANDS="s6-svc s6-svwait s6-svstat s6-svscanctl s6-setuidgid s6-envuidgid s6-notifyoncheck execlineb with-contenv printcontenv logutil-service with-retries"
+S6_OVERLAY_COMMANDS="with-contenv printcontenv logutil-service with-retries"
 s6_links() {  # every link path --s6-compat makes
   for n in $S6_COMMANDS; do printf '%s\n' "$S6_ROOT/command/$n"; done
   for n in $S6_OVERLAY_COMMANDS; do printf '%s\n' "$S6_ROOT/package/admin/s6-overlay/command/$n"; done

@@ -414,6 +414,36 @@ def _check_loop(check: list[str], fd: int, cfg: dict) -> int:
         time.sleep(cfg["w"] / 1000)
 
 
+def with_retries(args: list[str]) -> int:
+    """with-retries [-n TRIES] [-t MS] PROG...: run PROG until it succeeds, at most TRIES times
+    (default 3), each run killed (SIGTERM) after MS milliseconds (default 500); 0 at the first
+    success, else 1."""
+    opts, prog = _options(args, "nt")
+    tries, timeout = 3, 500
+    for letter, value in opts:
+        if letter not in "nt":
+            raise Usage(f"option -{letter} is not a with-retries option")
+        if letter == "n":
+            tries = _ms(letter, value)
+        else:
+            timeout = _ms(letter, value)
+    if not prog:
+        raise Usage("needs a program to run")
+    for _ in range(tries):
+        try:
+            child = subprocess.Popen(prog)  # not PID 1: this process may wait for its own child
+        except OSError as e:
+            raise IgnityError(f"unable to exec {prog[0]}: {e.strerror}", 127 if isinstance(e, FileNotFoundError)
+                              else 126) from None
+        try:
+            if child.wait(timeout / 1000 or None) == 0:
+                return 0
+        except subprocess.TimeoutExpired:
+            child.terminate()
+            child.wait()
+    return 1
+
+
 def logutil_service(args: list[str]) -> int:
     """logutil-service [-f FIFO] DIR: s6-overlay's rotated log of a service, written by ignity's
     built-in logger (``ignity log``) with the options of S6_LOGGING_SCRIPT, as nobody (65534:65534
@@ -576,7 +606,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "s6-svc": s6_svc, "s6-svwait": s6_svwait, "s6-svstat": s6_svstat, "s6-svscanctl": s6_svscanctl,
     "s6-setuidgid": s6_setuidgid, "s6-envuidgid": s6_envuidgid, "s6-notifyoncheck": s6_notifyoncheck,
     "with-contenv": with_contenv, "printcontenv": printcontenv, "logutil-service": logutil_service,
-    "halt": halt, "poweroff": halt, "reboot": halt, "execlineb": execlineb,
+    "halt": halt, "poweroff": halt, "reboot": halt, "execlineb": execlineb, "with-retries": with_retries,
 }
 
 

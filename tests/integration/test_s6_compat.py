@@ -294,3 +294,37 @@ def test_s6_rc_layout(ct):
     assert "spare" not in lines and lines[-1] == "prepare-down", lines
     assert ct.read("log") == "log: hello\n"
     assert (ct.out / "made" / "done").exists()
+
+
+def test_stage2_hook_profile_and_hidden_fix_attrs(ct):
+    """S6_STAGE2_HOOK runs before cont-init.d (its failure stops the boot under BEHAVIOUR 2);
+    S6_RUNTIME_PROFILE reads /etc/cont-profile.d/NAME; S6_FIX_ATTRS_HIDDEN reads dot-files."""
+    img = S6Image(ct)
+    order = ct.out / "order"
+    data = ct.out / "data"
+    data.mkdir()
+    img.file("etc/cont-profile.d/dev/cont-init.d/10-a", f"echo profile-init >> {order}")
+    img.file("etc/cont-init.d/10-a", f"echo plain-init >> {order}")
+    img.file("etc/cont-profile.d/dev/fix-attrs.d/.hidden", f"{data} false 0:0 0600 0750\n", mode=0o644)
+    env = img.env(S6_STAGE2_HOOK=f"echo hook >> {order}", S6_RUNTIME_PROFILE="dev", S6_FIX_ATTRS_HIDDEN="1")
+    ct.start("true", env=env)
+    assert ct.wait() == 0, ct.diag()
+    assert ct.lines("order") == ["hook", "profile-init"]
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o750
+    order.unlink()
+    ct.start("true", env=img.env(S6_STAGE2_HOOK="exit 6", S6_BEHAVIOUR_IF_STAGE2_FAILS="2"))
+    assert ct.wait() == 6, ct.diag()
+    assert ct.read("order") == ""
+
+
+def test_cmd_receive_signals(ct):
+    """S6_CMD_RECEIVE_SIGNALS=1: `docker stop`'s SIGTERM goes to the CMD only; the services keep
+    running until the CMD has exited (here 2 s after the signal, on its own terms)."""
+    img = S6Image(ct)
+    img.file("etc/services.d/app/run", f"trap 'echo $(date +%s.%N) > {ct.out}/app-stopped; exit 0' TERM; "
+                                       "while :; do sleep 0.05; done")
+    cmd = f"trap 'sleep 1; echo $(date +%s.%N) > {ct.out}/cmd-done; exit 5' TERM; while :; do sleep 0.05; done"
+    ct.start("/bin/sh", "-c", cmd, env=img.env(S6_CMD_RECEIVE_SIGNALS="1"))
+    ct.wait_up("app")
+    assert ct.stop() == 5, ct.diag()
+    assert float(ct.read("cmd-done")) <= float(ct.read("app-stopped")), ct.diag()

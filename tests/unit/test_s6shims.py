@@ -77,3 +77,11 @@ def test_run_text_beyond_names_the_package(text):
     with pytest.raises(s6shims.IgnityError, match="execline package") as e:
         s6shims.run_text(text, "/etc/s6-overlay/s6-rc.d/x/up")
     assert "s6-rc.d/x/up" in str(e.value)
+
+
+def test_with_retries(tmp_path):
+    counter = tmp_path / "n"
+    script = f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n + 1)) > {counter}; test $n -ge 2"
+    assert s6shims.main(["with-retries", "-n", "5", "sh", "-c", script]) == 0
+    assert counter.read_text() == "3\n"
+    assert s6shims.main(["with-retries", "-n", "2", "-t", "100", "sleep", "5"]) == 1
