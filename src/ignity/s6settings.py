@@ -130,9 +130,11 @@ def _profile(name: str | None) -> str | None:
 
 
 def _with_command_dirs(path: str) -> str:
-    """PATH with s6-overlay's always-present directories appended where missing."""
-    parts = [p for p in path.split(":") if p]
-    return ":".join(parts + [d for d in ALWAYS_IN_PATH if d not in parts])
+    """PATH with s6-overlay's always-present directories where missing: /command first, so that
+    ignity's s6 commands win over real s6 binaries left in the image (which cannot talk to ignity),
+    /usr/bin and /bin at the end."""
+    parts = [p for p in path.split(":") if p and p != "/command"]
+    return ":".join(["/command", *parts, *(d for d in ALWAYS_IN_PATH[1:] if d not in parts)])
 
 
 def logging_options(script: str) -> dict:

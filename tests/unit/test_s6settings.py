@@ -13,7 +13,8 @@ def load(env):
 def test_defaults_change_nothing_but_path():
     conf, s6, env = load({"PATH": "/usr/sbin:/usr/bin"})
     assert conf == settings.load({})
-    assert env["PATH"] == "/usr/sbin:/usr/bin:/command:/bin"
+    assert env["PATH"] == "/command:/usr/sbin:/usr/bin:/bin"
+    assert s6settings.translate({"PATH": "/bin:/command:/x"})[0]["PATH"] == "/command:/bin:/x:/usr/bin"
     assert s6 == s6settings.S6Settings()
 
 
