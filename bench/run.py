@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import install
+import logbench
 import report
 import workloads
 from peers import BARE_PYTHON, BASELINE_INIT, GRAPHS, IGNITY, INITS, SUPERVISORS, Init, Supervisor, Tool
@@ -38,7 +39,7 @@ def _interrupted(signum: int, _frame: object) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-PHASES = ("sessions", "idle", "graphs", "envdir", "scrape", "init")
+PHASES = ("sessions", "idle", "graphs", "envdir", "scrape", "init", "logging")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -50,6 +51,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-install", action="store_true", help="skip what is missing instead of installing it")
     p.add_argument("--output", help="results name under bench/results/ (default latest, quick with --quick)")
     p.add_argument("--only", choices=PHASES, help="run only this phase (e.g. --only scrape --sizes 500)")
+    p.add_argument("--logging", action="store_true",
+                   help="only the logging rows, ignity's built-in logger against s6-log, into results/logging.*")
     return p.parse_args(argv)
 
 
@@ -199,9 +202,44 @@ def _brief_init(result: dict[str, Any]) -> str:
     return result.get("error") or f"{report.fmt(report.median(result['samples']) or 0)} ms median"
 
 
+def run_logging(tools: list[Supervisor], quick: bool) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="ignity-bench-logs-"))
+    result: dict[str, Any] = {"records": []}
+    try:
+        result = logbench.run(tools, quick, root, _say)
+    finally:
+        _cleanup(root, *result["records"])
+    return result
+
+
+def main_logging(args: argparse.Namespace) -> int:
+    tools = choose(SUPERVISORS, {"ignity", "s6"})
+    skipped = {t.name: reason for t in tools if (reason := t.missing())} if args.no_install else install.ensure(tools)
+    started = time.monotonic()
+    logging = run_logging([t for t in tools if t.name not in skipped], args.quick)
+    result = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": args.quick,
+                       "seconds": time.monotonic() - started, "cpus": os.cpu_count(), "kernel": platform.release(),
+                       "python": platform.python_version(),
+                       "versions": {t.name: t.version() for t in tools if t.name not in skipped}},
+              "skipped": skipped, "logging": logging}
+    meta = result["meta"]
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    markdown = (f"Logging run of {meta['date']} ({'quick' if args.quick else 'full'}, {meta['seconds']:.0f} s) "
+                f"on {meta['cpus']} CPUs, Linux {meta['kernel']}; {versions}.\n\n{logbench.markdown(logging)}\n")
+    print(markdown)
+    name = args.output or ("logging-quick" if args.quick else "logging")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown)
+    _say(f"wrote {RESULTS / name}.json and .md in {time.monotonic() - started:.0f} s")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupted)
+    if args.logging:
+        return main_logging(args)
     plan = make_plan(args)
     names = set(args.tools.split(",")) if args.tools else None
     supervisors = choose(SUPERVISORS, names)
@@ -224,6 +262,7 @@ def main(argv: list[str]) -> int:
     scrapes = run_scrapes(IGNITY, plan) if IGNITY in runnable and wanted("scrape") else []
     init_true = run_inits([*(t for t in inits if t.name not in skipped), BARE_PYTHON, BASELINE_INIT],
                           plan.init_runs) if wanted("init") else {}
+    logging = run_logging(runnable, args.quick) if IGNITY in runnable and wanted("logging") else None
     result = {
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M"), "quick": args.quick,
@@ -241,8 +280,11 @@ def main(argv: list[str]) -> int:
         "scrapes": scrapes,
         "init_true": init_true,
         "envdir_restart": envdir,
+        "logging": logging,
     }
     markdown = report.markdown(result)
+    if logging is not None:
+        markdown += "\n" + logbench.markdown(logging) + "\n"
     print(markdown)
     name = args.output or ("quick" if args.quick else "latest")
     RESULTS.mkdir(exist_ok=True)

@@ -12,7 +12,11 @@ The layout, as s6-log leaves it (and as log shippers and ``s6-tai64nlocal`` user
 
 Rotation happens before a write would make ``current`` pass ``max-size``; only whole lines are
 written, so a line is never split across two files. Beyond ``keep`` archived files, the oldest go.
-``current`` is fsync'ed before it is archived (an archive is complete on disk, as with s6-log).
+At a rotation the archived file's write-back to disk is started, not waited for: an fsync would
+stop the one process that logs and supervises every service for as long as the disk takes (s6-log,
+a process per log, can afford to wait there). No line is lost when a process dies, ignity
+included: they are in the kernel's page cache. What a power loss can take is what the kernel had
+not written back yet, seconds at most. ``current`` is fsync'ed when the log is closed.
 
 Never blocking, never dying: a write that fails (full disk, read-only or removed directory,
 another logger holding the lock) drops the lines it carried, counts them, and says so once per
@@ -132,8 +136,13 @@ class LogDir:
         assert self.fd is not None
         if not self.size:
             return
-        os.fsync(self.fd)
         os.rename(self._file(CURRENT), self._file(self._archive_name("s")))
+        try:
+            # start the write-back now, without waiting for it (and let the cache go: a log that is
+            # read again is the exception; its pages would weigh on the container's memory limit)
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
         old, self.fd = self.fd, None
         try:
             os.fchmod(old, MODE_DONE)
