@@ -101,7 +101,8 @@ def _mib(n: int) -> str:
 
 def format_table(services: list[dict], ignity: dict | None) -> str:
     """``ignity status -l``: one row per service with its resources, and ignity's own last."""
-    header = ("NAME", "STATE", "HEALTH", "PID", "UPTIME", "RESTARTS", "RSS", "CPU(U+S)", "FDS", "THREADS", "PROCS")
+    header = ("NAME", "STATE", "HEALTH", "PID", "UPTIME", "RESTARTS", "RSS", "CPU(U+S)", "FDS", "THREADS", "PROCS",
+              "TYPE", "USER")
     rows = [header]
 
     def usage(res: dict | None) -> tuple:
@@ -115,9 +116,10 @@ def format_table(services: list[dict], ignity: dict | None) -> str:
         uptime = f"{s['uptime_s']:.0f}s" if s.get("uptime_s") is not None else "-"
         rows.append((s["name"], s["state"], s.get("health") or "-",
                      str(s["pid"]) if s["pid"] is not None else "-", uptime, str(s.get("restarts", 0)),
-                     *usage(s.get("resources"))))
+                     *usage(s.get("resources")), s.get("type") or "-", s.get("user") or "-"))
     if ignity:
-        rows.append(("(ignity)", "up", "-", str(ignity.get("pid", "-")), "-", "-", *usage(ignity.get("resources"))))
+        rows.append(("(ignity)", "up", "-", str(ignity.get("pid", "-")), "-", "-", *usage(ignity.get("resources")),
+                     "-", "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
