@@ -568,7 +568,8 @@ def settle(svc: Service, now: float) -> list:
         if now >= next_start:
             svc.state = State.DOWN
             return [SetDeadline(None), *_start(svc)]
-        _grow_delay(svc)
+        if svc.failures and svc.failures[-1] >= svc.started_at:  # not `svc -r`: that is no failure
+            _grow_delay(svc)
         svc.state = State.BACKOFF
         return [SetDeadline(next_start)]
     if svc.want is Want.ONCE:

@@ -15,7 +15,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .harness import wait_for
+from .harness import syscalls_while_idle, wait_for
 
 
 def free_port() -> int:
@@ -324,3 +324,22 @@ def test_a_client_that_does_not_read_its_large_reply_never_holds_supervision(ct)
         os.kill(victim.pid, signal.SIGKILL)
         ct.wait_lines("victim", 2, timeout=5)
         assert time.monotonic() - t0 < 0.5
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_idle_with_http_listener_and_ready_services_makes_no_system_calls(ct):
+    """Readiness (ready-after, a check without liveness) and the listener add no timer once the
+    services are ready: still no system call."""
+    port = free_port()
+    names = [f"idle{i:02d}" for i in range(20)]
+    for name in names:
+        ct.service(name, "exec sleep 1000")
+    ct.service("checked", "exec sleep 1000", check_interval=50)  # ready by check, no liveness
+    ct.script("services/checked/check", "exit 0")
+    names.append("checked")
+    ct.start(env={"IGNITY_HTTP_ADDR": f"127.0.0.1:{port}"})
+    serving(ct, port)
+    ct.wait_up(*names, ready=True, timeout_ms=30000)
+    time.sleep(0.5)  # the last clients' connections closed and forgotten
+    calls, table = syscalls_while_idle(ct.pid1)
+    assert calls == [], table

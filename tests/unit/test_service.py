@@ -212,6 +212,17 @@ def test_backoff_doubles_up_to_restart_max_delay_and_resets():
     assert crash(svc, svc.started_at + 0.1) == svc.started_at + 1.0
 
 
+def test_a_requested_restart_is_no_failure():
+    svc = up(Service(spec(restart_max_delay_ms=8000, restart_limit=1)), now=100.0)
+    for i in range(3):
+        step(svc, Event.CMD_RESTART, None, svc.started_at + 0.1)
+        effects = step(svc, Event.RUN_EXITED, killed(15), svc.started_at + 0.2)
+        assert SetDeadline(svc.started_at + 1.0) in effects  # the 1 s throttle, not a growing backoff
+        step(svc, Event.DEADLINE, None, svc.started_at + 1.0)
+        step(svc, Event.SPAWNED, 9 + i, svc.started_at + 1.0)
+    assert svc.failures == [] and not svc.gave_up
+
+
 def test_default_policy_is_one_start_a_second_forever():
     svc = up(Service(spec()), now=100.0)
     for i in range(30):
