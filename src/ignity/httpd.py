@@ -164,7 +164,9 @@ class HttpServer:
         elif target == "/readyz":
             self.status(False, lambda document: self._respond(conn, _readyz(document)))
         else:
-            self.status(True, lambda document: self._respond(conn, _metrics(document)))
+            # Prometheus asks for OpenMetrics first (Accept: application/openmetrics-text;...)
+            openmetrics = b"application/openmetrics-text" in head.lower()
+            self.status(True, lambda document: self._respond(conn, _metrics(document, openmetrics)))
 
 
 def _readyz(document: dict) -> bytes:
@@ -172,6 +174,7 @@ def _readyz(document: dict) -> bytes:
     return _text(503, "\n".join(lines) + "\n") if lines else _text(200, "ok\n")
 
 
-def _metrics(document: dict) -> bytes:
-    text = metrics.exposition(document["services"], document["ignity"].get("resources"))
-    return _response(200, text.encode("utf-8"), metrics.CONTENT_TYPE)
+def _metrics(document: dict, openmetrics: bool) -> bytes:
+    text = metrics.exposition(document["services"], document["ignity"].get("resources"), openmetrics)
+    kind = metrics.OPENMETRICS_CONTENT_TYPE if openmetrics else metrics.CONTENT_TYPE
+    return _response(200, text.encode("utf-8"), kind)

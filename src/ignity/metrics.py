@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def _label(value: str) -> str:
@@ -52,26 +53,35 @@ _RESOURCE_FAMILIES: list[tuple[str, str, str, _Getter]] = [
 _CPU = "ignity_service_cpu_seconds_total"
 
 
-def exposition(services: list[dict], ignity: dict | None) -> str:
-    """The whole text, ``services`` being status dicts and ``ignity`` ignity's ``resources``."""
+def _head(name: str, kind: str, help_text: str, openmetrics: bool) -> list[str]:
+    """HELP and TYPE lines; OpenMetrics names a counter's family without its ``_total``."""
+    if openmetrics and kind == "counter":
+        name = name[:-len("_total")]
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
+def exposition(services: list[dict], ignity: dict | None, openmetrics: bool = False) -> str:
+    """The whole text, ``services`` being status dicts and ``ignity`` ignity's ``resources``;
+    Prometheus' text format 0.0.4, or OpenMetrics 1.0 (what Prometheus asks for first)."""
     lines: list[str] = []
     labels = [f'service="{_label(s["name"])}"' for s in services]
     for families, of_ignity in ((_STATE_FAMILIES, False), (_RESOURCE_FAMILIES, True)):
         for name, kind, help_text, get in families:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
+            lines += _head(name, kind, help_text, openmetrics)
             if of_ignity and ignity is not None:
                 lines.append(f"{name} {_number(get({'resources': ignity}))}")
             for label, svc in zip(labels, services):
                 value = get(svc)
                 if value is not None:
                     lines.append(f"{name}{{{label}}} {_number(value)}")
-    lines.append(f"# HELP {_CPU} CPU time of the service's process tree, by mode (ignity's own without service)")
-    lines.append(f"# TYPE {_CPU} counter")
+    lines += _head(_CPU, "counter", "CPU time of the service's process tree, by mode (ignity's own without service)",
+                   openmetrics)
     sources = ([("", ignity)] if ignity is not None else []) + \
         [(label + ",", s.get("resources")) for label, s in zip(labels, services)]
     for label, res in sources:
         if res:
             for mode in ("user", "system"):
                 lines.append(f'{_CPU}{{{label}mode="{mode}"}} {_number(float(res[f"cpu_{mode}_seconds"]))}')
+    if openmetrics:
+        lines.append("# EOF")
     return "\n".join(lines) + "\n"

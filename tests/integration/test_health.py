@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as strict
 from prometheus_client.parser import text_string_to_metric_families
 
 from .harness import syscalls_while_idle, wait_for
@@ -129,6 +130,12 @@ def test_http_endpoints(ct):
     assert samples(body.decode())[("ignity_service_ready", (("service", "slow"),))] == 0
     (ct.state_dir("slow") / "ready").write_text("")
     wait_for(lambda: get(port, "/readyz")[0] == 200, 10, "/readyz to turn 200", diag=ct.diag)
+    reply = http(port, b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0,"
+                       b"text/plain;version=0.0.4;q=0.5\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"Content-Type: application/openmetrics-text; version=1.0.0" in head, head
+    names = {s.name for family in strict(body.decode()) for s in family.samples}
+    assert {"ignity_service_up", "ignity_service_restarts_total", "ignity_service_cpu_seconds_total"} <= names
     if shutil.which("curl"):
         r = subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True,
                            timeout=10)

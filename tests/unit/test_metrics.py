@@ -1,4 +1,5 @@
 """metrics: the text exposition, read back with the official client's parser."""
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as strict
 from prometheus_client.parser import text_string_to_metric_families
 
 from ignity import metrics
@@ -52,3 +53,18 @@ def test_types():
 
 def test_no_services():
     assert samples(metrics.exposition([], None)) == {}
+
+
+def test_openmetrics_parses_with_the_strict_parser():
+
+    services = [{"name": "web", "pid": 10, "ready": True, "health": "ok", "restarts": 2, "resources": RES},
+                {"name": "off", "pid": None, "ready": False, "health": "ok", "restarts": 0, "resources": None}]
+    text = metrics.exposition(services, RES, openmetrics=True)
+    assert text.endswith("# EOF\n")
+    got = {}
+    for family in strict(text):
+        for s in family.samples:
+            got[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert got[("ignity_service_restarts_total", (("service", "web"),))] == 2
+    assert got[("ignity_service_cpu_seconds_total", (("mode", "user"),))] == 1.5
+    assert got[("ignity_service_up", (("service", "off"),))] == 0
