@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,40 +168,31 @@ def scrape(tool: Supervisor, n: int, plan: Plan, root: Path, out: dict[str, Any]
         out["scrape_cpu_ms"] = samples
         quiet, during = out.setdefault("restart_quiet_ms", []), out.setdefault("restart_scraping_ms", [])
         names = service_names(n)
+        control = root / "run" / "control"
         for i in range(min(SCRAPE_KILLS, n)):
             name = names[i * n // min(SCRAPE_KILLS, n)]
-            old = markers.pid(name)
-            host_pid = ns.host_pid(old) if old is not None else None
-            if host_pid is None:
-                raise Failed(f"scrape: cannot find the process of {name}")
-            time.sleep(max(0.0, markers.seen[f"{name}.pid"] + UP_FOR_S - time.perf_counter()))
-            markers.drain()
-            client = _start_scrape(root / "run" / "control") if i % 2 else None
-            t0 = time.perf_counter()
-            os.kill(host_pid, signal.SIGKILL)
-            t1 = markers.wait_write(f"{name}.pid", RESTART_TIMEOUT_S)
-            if client is not None:
-                _finish_scrape(client)
-            if t1 is None:
-                raise Failed(f"scrape: {name} not back {RESTART_TIMEOUT_S:g} s after kill -9")
-            (during if client is not None else quiet).append((t1 - t0) * 1000)
+            if i % 2:
+                during.append(_kill_and_time(ns, markers, name, lambda: _start_scrape(control), "scrape"))
+            else:
+                quiet.append(_kill_and_time(ns, markers, name, what="scrape"))
 
 
-def _start_scrape(path: Path) -> socket.socket:
+def _start_scrape(path: Path) -> Callable[[], None]:
     """The request `ignity metrics` sends, sent here so that the kill follows it within
-    microseconds (a client process would still be importing Python)."""
+    microseconds (a client process would still be importing Python); returns what reads the
+    reply (not before the service is back: a client slow to read must not matter)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(path))
     sock.sendall(json.dumps({"v": 1, "cmd": "status", "names": [], "resources": True}).encode() + b"\n")
     time.sleep(0.002)  # ignity is woken and at work on it
-    return sock
 
+    def read_reply() -> None:
+        with sock:
+            sock.settimeout(10)
+            while sock.recv(1 << 16):
+                pass
 
-def _finish_scrape(sock: socket.socket) -> None:
-    with sock:
-        sock.settimeout(10)
-        while sock.recv(1 << 16):
-            pass
+    return read_reply
 
 
 def _backdate(root: Path) -> None:
@@ -273,19 +264,29 @@ def _restarts(ns: Namespace, markers: Markers, n: int, kills: int, budget_s: flo
     for name in (names[i * n // count] for i in range(count)):
         if spent >= budget_s:
             break
-        old = markers.pid(name)
-        host_pid = ns.host_pid(old) if old is not None else None
-        if host_pid is None:
-            raise Failed(f"restart: cannot find the process of {name} (pid file says {old})")
-        time.sleep(max(0.0, markers.seen[f"{name}.pid"] + UP_FOR_S - time.perf_counter()))
-        markers.drain()
-        t0 = time.perf_counter()
-        os.kill(host_pid, signal.SIGKILL)
-        t1 = markers.wait_write(f"{name}.pid", RESTART_TIMEOUT_S)
-        if t1 is None:
-            raise Failed(f"restart: {name} not back {RESTART_TIMEOUT_S:g} s after kill -9")
-        samples.append((t1 - t0) * 1000)
-        spent += t1 - t0
+        samples.append(_kill_and_time(ns, markers, name))
+        spent += samples[-1] / 1000
+
+
+def _kill_and_time(ns: Namespace, markers: Markers, name: str,
+                   before_kill: Callable[[], Callable[[], None]] | None = None, what: str = "restart") -> float:
+    """kill -9 of service ``name`` once it has been up UP_FOR_S → ms until its run has written its
+    new pid; ``before_kill()`` runs right before the kill, and what it returns once it is back."""
+    old = markers.pid(name)
+    host_pid = ns.host_pid(old) if old is not None else None
+    if host_pid is None:
+        raise Failed(f"{what}: cannot find the process of {name} (pid file says {old})")
+    time.sleep(max(0.0, markers.seen[f"{name}.pid"] + UP_FOR_S - time.perf_counter()))
+    markers.drain()
+    after = before_kill() if before_kill is not None else None
+    t0 = time.perf_counter()
+    os.kill(host_pid, signal.SIGKILL)
+    t1 = markers.wait_write(f"{name}.pid", RESTART_TIMEOUT_S)
+    if after is not None:
+        after()
+    if t1 is None:
+        raise Failed(f"{what}: {name} not back {RESTART_TIMEOUT_S:g} s after kill -9")
+    return (t1 - t0) * 1000
 
 
 def _shutdown(ns: Namespace, markers_dir: Path, timeout_s: float, out: dict[str, Any]) -> None:
