@@ -81,7 +81,9 @@ def format_status(services: list[dict]) -> str:
                 words.append(f"{s['uptime_s']:.0f} seconds")
             if s.get("ready"):
                 words.append("ready")
-        if s.get("want") and s["want"] != ("up" if s["pid"] is not None else "down"):
+        # a oneshot that is up has no process: its `up` has done its work
+        running = s["pid"] is not None or (s.get("type") == "oneshot" and s["state"] == "up")
+        if s.get("want") and s["want"] != ("up" if running else "down"):
             words.append(f"want {s['want']}")
         if s.get("restarts"):
             words.append(f"restarts {s['restarts']}")

@@ -144,6 +144,7 @@ def test_oneshot_runs_in_dependency_order_and_down_at_shutdown(ct):
     assert (st["state"], st["type"], st["ready"], st["pid"]) == ("up", "oneshot", True, None), st
     health = ct.ctl("health")
     assert health.returncode == 0, health.stdout + health.stderr  # a oneshot done is healthy
+    assert ct.ctl("status", "migrate").stdout == "migrate: up (oneshot) last: exit 0\n"
     table = {line.split()[0]: line.split() for line in ct.ctl("status", "-l").stdout.splitlines()}
     assert table["NAME"][-2:] == ["TYPE", "USER"] and table["migrate"][-2:] == ["oneshot", "-"]
     assert table["app"][-2:] == ["longrun", "-"]
