@@ -14,12 +14,15 @@ and the loop acts on it after ``select`` returns (handlers run between bytecodes
 
 from __future__ import annotations
 
+# _signal, _socket and epoll rather than `signal`, `socket` and `selectors`: their enums and
+# namedtuples would cost ~4 ms of every container start
+import _signal as signal
+import _socket
 import heapq
 import itertools
+import math
 import os
-import selectors
-import signal
-import socket
+import select
 import time
 from collections.abc import Callable
 
@@ -44,7 +47,8 @@ class Timer:
 
 class Loop:
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        self._events: dict[int, int] = {}  # fd -> the epoll events it is registered for
         self._readers: dict[int, Callback] = {}
         self._writers: dict[int, Callback] = {}
         self._timers: list[tuple[float, int, Timer]] = []
@@ -55,7 +59,7 @@ class Loop:
         # True until a waitpid says ECHILD: then nothing is left in our process tree
         self.has_children = True
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._set_events(self._wake_r, select.EPOLLIN)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self.watch_signal(signal.SIGCHLD, lambda _sig: self.reap())
 
@@ -89,7 +93,7 @@ class Loop:
         if self._writers.pop(fd, None) is not None:
             self._update(fd)
 
-    def send(self, sock: socket.socket, data: bytes, done: Callback) -> None:
+    def send(self, sock: _socket.socket, data: bytes, done: Callback) -> None:
         """Write ``data`` to the non-blocking ``sock`` as fast as the peer reads it, from the loop
         (a reply larger than the socket buffer must not hold PID 1 in a blocking send), then call
         ``done()``; also when the peer is gone. Whoever closes ``sock`` before that calls
@@ -114,20 +118,25 @@ class Loop:
         attempt()
 
     def _update(self, fd: int) -> None:
-        events = (selectors.EVENT_READ if fd in self._readers else 0) | \
-                 (selectors.EVENT_WRITE if fd in self._writers else 0)
-        try:
-            registered = self._selector.get_key(fd).events
-        except KeyError:
-            registered = 0
+        self._set_events(fd, (select.EPOLLIN if fd in self._readers else 0)
+                         | (select.EPOLLOUT if fd in self._writers else 0))
+
+    def _set_events(self, fd: int, events: int) -> None:
+        registered = self._events.get(fd, 0)
         if events == registered:
             return
         if not events:
-            self._selector.unregister(fd)
-        elif registered:
-            self._selector.modify(fd, events)
+            del self._events[fd]
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass  # closed already: the kernel dropped it from the epoll set itself
+            return
+        if registered:
+            self._epoll.modify(fd, events)
         else:
-            self._selector.register(fd, events)
+            self._epoll.register(fd, events)
+        self._events[fd] = events
 
     def call_at(self, when: float, callback: Callback) -> Timer:
         timer = Timer(when, callback)
@@ -153,17 +162,18 @@ class Loop:
         when = self._next_timer()
         if deadline is not None and (when is None or deadline < when):
             when = deadline
-        timeout = None if when is None else max(0.0, when - time.monotonic())
-        for key, events in self._selector.select(timeout):
-            fd = key.fd
+        # epoll counts in ms: round up, or a timer due in 0.4 ms would spin through a 0 timeout
+        timeout = -1 if when is None else math.ceil(max(0.0, when - time.monotonic()) * 1e3) * 1e-3
+        for fd, events in self._epoll.poll(timeout, max(len(self._events), 1)):
             if fd == self._wake_r:
                 self._drain_wakeup()
                 continue
-            if events & selectors.EVENT_READ:
+            # an error or hang-up wakes both sides, as selectors would report it
+            if events & ~select.EPOLLOUT:
                 callback = self._readers.get(fd)
                 if callback is not None:
                     self._guard(callback)
-            if events & selectors.EVENT_WRITE:
+            if events & ~select.EPOLLIN:
                 callback = self._writers.get(fd)
                 if callback is not None:
                     self._guard(callback)

@@ -8,8 +8,8 @@ keep being served while one runs.
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums cost ~3 ms of every start
 import os
-import signal
 from collections.abc import Callable, Mapping
 
 from . import log, spawn

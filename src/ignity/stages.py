@@ -8,16 +8,16 @@ there is nothing left to wait for.
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums cost ~3 ms of every start
 import errno
 import os
-import signal
 import sys
 import time
 
 from . import confdir, envdir, fdlimit, log, scripts, servicedir, spawn
 from .control import ControlServer
 from .envcache import EnvCache
-from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code
+from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code, signal_name
 from .loop import Loop, Timer
 from .s6compat import Compat
 from .settings import DEFAULT_PATH, Settings
@@ -323,7 +323,7 @@ class Init:
             self.stop_signal = signum
 
     def _on_shutdown_signal(self, signum: int) -> None:
-        log.info(f"got {signal.Signals(signum).name}")
+        log.info(f"got {signal_name(signum)}")
         if (self.compat is not None and self.compat.s6.receive_signals and self.cmd_pid is not None
                 and self.script_pgid is None):
             spawn.kill(self.cmd_pid, signum, group=True)  # S6_CMD_RECEIVE_SIGNALS: the CMD's exit stops us
@@ -356,7 +356,7 @@ class Init:
         if self.cmd_pid is not None:
             spawn.kill(self.cmd_pid, signum, group=True)
         else:
-            log.info(f"ignoring {signal.Signals(signum).name} (no CMD to forward it to)")
+            log.info(f"ignoring {signal_name(signum)} (no CMD to forward it to)")
 
     def _on_halt(self, code: int | None) -> None:
         """`ignity halt [--exit-code N]`, or a halt-on-exit service that ended with ``code``."""
@@ -425,11 +425,9 @@ class Init:
 
 
 def _status_words(code: int) -> str:
-    if code > 128:
-        try:
-            return f"killed by {signal.Signals(code - 128).name} (status {code})"
-        except ValueError:
-            pass
+    name = signal_name(code - 128) if code > 128 else ""
+    if name.startswith("SIG"):
+        return f"killed by {name} (status {code})"
     return f"failed with status {code}"
 
 
