@@ -768,7 +768,16 @@ class Supervisor:
         if rec.shutdown_sent or self.services.get(rec.name) is not rec:
             return
         if all(d.is_down() or self.services.get(d.name) is not d for d in rec.needed_by):
-            self._stop_now(rec, self._grace_deadline)
+            self._stop_now(rec, self._kill_at())
+
+    def _kill_at(self) -> float | None:
+        """SIGKILL deadline for a record whose turn to stop comes now: the grace deadline, or
+        LATE_KILL_S from now once it has passed (a dependant was killed at it): even then the
+        record gets its down signal first."""
+        now = time.monotonic()
+        if self._grace_deadline is None or now < self._grace_deadline:
+            return self._grace_deadline
+        return now + LATE_KILL_S
 
     def _stop_now(self, rec: Record, kill_at: float | None) -> None:
         rec.shutdown_sent = True
@@ -779,10 +788,9 @@ class Supervisor:
 
     def _stop_the_rest(self) -> None:
         self._grace_timer = None
-        late = time.monotonic() + LATE_KILL_S
         for rec in list(self.services.values()):
             if not rec.shutdown_sent:
-                self._stop_now(rec, late)
+                self._stop_now(rec, self._kill_at())
 
     def _release_logger(self, main: Service, kill_at: float | None) -> None:
         """The service is down: close our write end so its logger reads to end-of-file and exits

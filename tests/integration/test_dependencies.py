@@ -6,6 +6,7 @@ and checks at boot (cycles, missing names)."""
 from __future__ import annotations
 
 import random
+import time
 
 from .harness import wait_for
 
@@ -230,3 +231,24 @@ def test_a_service_does_not_wait_for_its_loggers_readiness(ct):
     ct.start()
     ct.wait_file("web", timeout=3)
     assert ct.status()["web/log"]["state"] == "up"
+
+
+def test_grace_time_bounds_a_stop_in_order(ct):
+    """A dependant that ignores SIGTERM holds its dependency's down signal back only until
+    IGNITY_SERVICES_GRACETIME: then it gets SIGKILL and the dependency its down signal at once
+    (SIGKILL 0.5 s later at most), so the shutdown stays bounded."""
+    service(ct, "db")
+    ct.service("app", f"""
+        trap '' TERM
+        echo "start app" >> {ct.out}/order
+        exec 3>&-
+        while :; do sleep 1; done
+    """)
+    ct.write("services/app/dependencies.d/db")
+    ct.start(env={"IGNITY_SERVICES_GRACETIME": "500", "IGNITY_KILL_GRACETIME": "500"})
+    ct.wait_lines("order", 2)
+    t0 = time.monotonic()
+    assert ct.stop() == 0, ct.diag()
+    took = time.monotonic() - t0
+    assert 0.4 < took < 3.0, took
+    assert ct.lines("order")[-1] == "stop db", ct.lines("order")  # db still stopped cleanly, last
