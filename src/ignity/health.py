@@ -36,10 +36,12 @@ def assess(s: dict) -> tuple[str, str]:
     """(word, reason) for one status object; the reason is empty when the word is ``ok``."""
     check = s.get("check_output") or ""
     check_words = f" (check: {check})" if check else ""
+    if s.get("given_up"):  # wanted down by then, but not by anyone's choice
+        return FAILED, s.get("error") or "given up"
+    if s.get("want") == "down":
+        return OK, ""  # down on purpose, even after a failed start
     if s.get("state") == "failed":
         return FAILED, s.get("error") or "failed"
-    if s.get("want") == "down":
-        return OK, ""
     if s.get("health_failures"):
         return UNHEALTHY, f"liveness check failed {s['health_failures']} times in a row{check_words}"
     if s.get("type") == "oneshot" and s.get("state") == "up":

@@ -717,6 +717,7 @@ class Supervisor:
             return {}
         window_s = svc.spec.restart_window_ms / 1000
         return {
+            "given_up": svc.gave_up,
             "recent_restarts": sum(1 for t in svc.failures if t > now - window_s),
             "restart_window_s": window_s,
             "backoff_s": round(svc.deadline - now, 3) if svc.state is State.BACKOFF and svc.deadline else None,

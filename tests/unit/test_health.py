@@ -18,6 +18,8 @@ def svc(**kw):
     (svc(state="finishing", pid=None, ready=False), "unhealthy"),
     (svc(state="failed", pid=None, ready=False, error="unable to exec ./run"), "failed"),
     (svc(state="down", pid=None, ready=False, want="down"), "ok"),
+    (svc(state="failed", pid=None, ready=False, want="down", error="unable to exec ./run"), "ok"),
+    (svc(state="failed", pid=None, ready=False, want="down", given_up=True), "failed"),
     (svc(health_failures=2), "unhealthy"),
     (svc(type="oneshot", pid=None), "ok"),                                      # up exited 0
     (svc(type="oneshot", state="down", ready=False), "starting"),               # up runs
