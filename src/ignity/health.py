@@ -49,7 +49,9 @@ def assess(s: dict) -> tuple[str, str]:
     if s.get("pid") is not None and s.get("state") == "up":
         if s.get("ready"):
             return OK, ""
-        return STARTING, f"not ready since {_seconds(s.get('uptime_s'))}{check_words}"
+        recent, window = s.get("recent_restarts"), s.get("restart_window_s")
+        again = f", {recent} restarts in {_seconds(window)}" if recent and window else ""
+        return STARTING, f"not ready since {_seconds(s.get('uptime_s'))}{again}{check_words}"
     if s.get("waiting_on"):
         return STARTING, f"waiting on {', '.join(s['waiting_on'])}"
     if s.get("type") == "oneshot" and s.get("pid") is not None:

@@ -31,6 +31,8 @@ def test_words(status, word):
 
 def test_reasons_say_why():
     assert health.verdict([svc()]) == []
+    assert health.verdict([svc(ready=False, uptime_s=1.2, recent_restarts=4, restart_window_s=60.0)]) == [
+        "web: starting: not ready since 1 s, 4 restarts in 60 s"]
     lines = health.verdict([
         svc(ready=False, uptime_s=12.4, check_output="connection refused"),
         svc(name="db", state="down", pid=None, ready=False, last_exit_code=3, recent_restarts=5,
