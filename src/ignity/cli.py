@@ -37,7 +37,7 @@ commands:
   rescan                              start services added to services-state/, stop removed ones
   setuidgid USER PROG [ARGS...]       exec PROG as USER (name or uid:gid) with its groups
   render TEMPLATE                     print a template of templates/ rendered with the environment
-  log [-s MAXSIZE] [-n KEEP] [-t none|iso|tai64n] [-p PREFIX] [--stdout] DIR
+  log [-s MAXSIZE] [-n KEEP] [-t none|iso|tai64n] [-p PREFIX] [--stdout] [--json] DIR
                                       log stdin into DIR (current, @TAI64N.s archives) and/or stdout
 exit codes: 0 ok, 1 failure, 2 usage, 3 booting, 99 timeout, 100 no such service, 111 ignity not running
 """
@@ -237,6 +237,7 @@ def _log(args: list[str]) -> int:
     parser.add_argument("-t", dest="timestamp", choices=TIMESTAMPS, default=None)
     parser.add_argument("-p", dest="prefix", default="")
     parser.add_argument("--stdout", action="store_true")
+    parser.add_argument("--json", action="store_true")
     parser.add_argument("directory", nargs="?")
     ns = parser.parse_args(args)
     if ns.directory is None and not ns.stdout:
@@ -246,7 +247,8 @@ def _log(args: list[str]) -> int:
     config = logconf.LogConfig(
         directory=ns.directory and os.path.abspath(ns.directory), max_size=ns.max_size, keep=ns.keep,
         file_timestamp=ns.timestamp or "iso", stdout_timestamp=ns.timestamp or "none",
-        prefix=ns.prefix.encode(), stdout=ns.stdout)
+        prefix=ns.prefix.encode(), stdout=ns.stdout, format="json" if ns.json else "text",
+        name=ns.prefix.strip() if ns.json else "")
     return logpump.run_command(config, f"log {ns.directory or 'stdout'}")
 
 

@@ -11,27 +11,30 @@ from __future__ import annotations
 import os
 
 from . import log
-from .logformat import TIMESTAMPS
+from .logformat import FORMATS, TIMESTAMPS
 from .record import Record
 
 DEFAULT_MAX_SIZE = 1_000_000
 MIN_MAX_SIZE = 4096  # s6-log's floor: smaller files would mostly be rotation
 DEFAULT_KEEP = 10
-KNOBS = ("directory", "max-size", "keep", "timestamp", "prefix", "stdout", "stderr")
+KNOBS = ("directory", "max-size", "keep", "timestamp", "prefix", "stdout", "stderr", "format")
 
 
 class LogConfig(Record):
     """``directory`` None: no files. Timestamps are kept apart for files and stdout because their
-    defaults differ (``iso`` in files, ``none`` on stdout, where docker adds its own)."""
+    defaults differ (``iso`` in files, ``none`` on stdout, where docker adds its own). ``format``
+    ``json`` writes objects naming the service ``name`` instead of prefixed text."""
 
-    __slots__ = ("directory", "file_timestamp", "keep", "max_size", "prefix", "stderr", "stdout",
-                 "stdout_timestamp")
+    __slots__ = ("directory", "file_timestamp", "format", "keep", "max_size", "name", "prefix", "stderr",
+                 "stdout", "stdout_timestamp")
 
     def __init__(self, *, directory: str | None = None, max_size: int = DEFAULT_MAX_SIZE,
                  keep: int = DEFAULT_KEEP, file_timestamp: str = "iso", stdout_timestamp: str = "none",
-                 prefix: bytes = b"", stdout: bool = False, stderr: bool = False):
+                 prefix: bytes = b"", stdout: bool = False, stderr: bool = False, format: str = "text",
+                 name: str = ""):
         self._set(directory=directory, max_size=max_size, keep=keep, file_timestamp=file_timestamp,
-                  stdout_timestamp=stdout_timestamp, prefix=prefix, stdout=stdout, stderr=stderr)
+                  stdout_timestamp=stdout_timestamp, prefix=prefix, stdout=stdout, stderr=stderr,
+                  format=format, name=name)
 
 
 def default_prefix(name: str) -> bytes:
@@ -108,11 +111,20 @@ def from_dir(log_dir: str, name: str) -> LogConfig:
             bad(path, text, "one line of text", repr(prefix.decode()))
         else:
             prefix = text.encode()
+    fmt = "text"
+    path, text = knob("format")
+    if text is not None and text.strip():
+        if text.strip() in FORMATS:
+            fmt = text.strip()
+        else:
+            bad(path, text, "text or json", "text")
     return LogConfig(directory=directory, max_size=max_size, keep=keep, file_timestamp=file_timestamp,
                      stdout_timestamp=stdout_timestamp, prefix=prefix,
-                     stdout=flag("stdout", directory is None), stderr=flag("stderr", False))
+                     stdout=flag("stdout", directory is None), stderr=flag("stderr", False), format=fmt,
+                     name=name)
 
 
 def for_stdout(name: str, prefix: bool, timestamp: str) -> LogConfig:
     """A service without ``log/`` under IGNITY_LOG_PREFIX / IGNITY_LOG_TIMESTAMPS."""
-    return LogConfig(stdout=True, stdout_timestamp=timestamp, prefix=default_prefix(name) if prefix else b"")
+    return LogConfig(stdout=True, stdout_timestamp=timestamp, prefix=default_prefix(name) if prefix else b"",
+                     name=name)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from . import log
 from .logconf import LogConfig
 from .logdir import LogDir
-from .logformat import Framer, head, render
+from .logformat import Framer, renderer
 from .loop import Loop
 
 # one read of a pipe: the default pipe capacity, so a full pipe is emptied in one go
@@ -121,7 +121,7 @@ class Pump:
         # (raw, as read: at most one read), and the head they are rendered with
         self._fragment = b""
         self._pending: list[bytes] = []
-        self._pending_head = b""
+        self._pending_render: Callable[[list[bytes]], bytes] = _nothing
 
     # ---- reading ------------------------------------------------------------------------------
     def start(self, nonblocking: bool = True) -> None:
@@ -169,37 +169,37 @@ class Pump:
         if not lines:
             return
         ns = time.time_ns()
-        prefix = self.config.prefix
+        c = self.config
         if self.dir is not None:
-            self.dir.write(render(lines, head(self.config.file_timestamp, prefix, ns)))
+            self.dir.write(renderer(c.format, c.file_timestamp, c.prefix, c.name, ns)(lines))
         if self.stdout is not None:
-            line_head = head(self.config.stdout_timestamp, prefix, ns)
             if self._pending or self._fragment:  # behind earlier lines: keep the order
                 self._pending.extend(lines)
                 return
-            out = render(lines, line_head)
+            render = renderer(c.format, c.stdout_timestamp, c.prefix, c.name, ns)
+            out = render(lines)
             taken = self.stdout.write(out)
             if taken < len(out):
-                self._hold(b"", lines, line_head, taken)
+                self._hold(b"", lines, render, taken)
 
     # ---- stdout back-pressure -------------------------------------------------------------------
-    def _hold(self, fragment: bytes, lines: list[bytes], line_head: bytes, taken: int) -> None:
-        """Keep what stdout did not take, as raw lines (so held memory is at most one read), and
-        stop reading until it drains."""
+    def _hold(self, fragment: bytes, lines: list[bytes], render: Callable[[list[bytes]], bytes],
+              taken: int) -> None:
+        """Keep what stdout did not take, as raw lines (so held memory is at most one read) with
+        the renderer of the moment they were read, and stop reading until it drains."""
         if taken < len(fragment):
             self._fragment, self._pending = fragment[taken:], lines
         else:
             taken -= len(fragment)
             self._fragment, self._pending = b"", []
-            per_line = len(line_head) + 1
-            for i, line in enumerate(lines):
-                size = per_line + len(line)
-                if taken < size:
-                    self._fragment = (line_head + line + b"\n")[taken:]
+            for i, line in enumerate(lines):  # stdout is stalled: one render per line is cheap here
+                rendered = render([line])
+                if taken < len(rendered):
+                    self._fragment = rendered[taken:]
                     self._pending = lines[i + 1:]
                     break
-                taken -= size
-        self._pending_head = line_head
+                taken -= len(rendered)
+        self._pending_render = render
         if self._fragment or self._pending:
             self._pause()
             if self.stdout is not None:
@@ -210,10 +210,10 @@ class Pump:
         if self.stdout is None or not (self._fragment or self._pending):
             return True
         fragment, lines = self._fragment, self._pending
-        out = fragment + (render(lines, self._pending_head) if lines else b"")
+        out = fragment + (self._pending_render(lines) if lines else b"")
         taken = self.stdout.write(out)
         if taken < len(out):
-            self._hold(fragment, lines, self._pending_head, taken)
+            self._hold(fragment, lines, self._pending_render, taken)
             return False
         self._fragment, self._pending = b"", []
         self._resume()
@@ -273,6 +273,10 @@ class Pump:
             if lost:
                 log.warn(f"{self.what}: {lost} lines could not be written to stdout before the end")
             self._fragment, self._pending = b"", []
+
+
+def _nothing(lines: list[bytes]) -> bytes:
+    return b""
 
 
 def run_command(config: LogConfig, what: str = "log") -> int:

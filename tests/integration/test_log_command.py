@@ -123,6 +123,14 @@ def test_stdout_only_with_prefix_and_timestamps():
         [b"[app] a", b"[app] b"]
 
 
+def test_json_lines_name_the_prefix_as_the_service():
+    import json
+
+    out = subprocess.run([*IGNITY, "--stdout", "--json", "-p", "web"], input=b'a "b"\n', capture_output=True,
+                         timeout=30)
+    assert out.returncode == 0 and json.loads(out.stdout) == {"service": "web", "line": 'a "b"'}
+
+
 def test_sigterm_flushes_the_partial_line_and_exits_0(tmp_path):
     path = tmp_path / "l"
     p = subprocess.Popen([*IGNITY, "-t", "none", str(path)], stdin=subprocess.PIPE)

@@ -81,6 +81,23 @@ def test_prefixed_lines_on_stdout_for_docker_logs(ct):
     assert "oops" in ct.stderr and "[web] oops" not in ct.stdout  # stderr not captured by default
 
 
+def test_json_lines_in_files_and_on_stdout(ct):
+    import json
+
+    logs = ct.out / "logs"
+    ct.service("api", """printf 'GET /\\n"quoted" \\\\ and a tab\\t\\n'; exec sleep 1000""")
+    log_dir(ct, "api", directory=logs, stdout=1, format="json")
+    ct.start()
+    wait_for(lambda: ct.stdout.count("\n") >= 2, BOOT_S, "two lines", diag=ct.diag)
+    assert ct.stop() == 0
+    on_stdout = [json.loads(line) for line in ct.stdout.splitlines()]
+    assert on_stdout == [{"service": "api", "line": "GET /"},
+                         {"service": "api", "line": '"quoted" \\ and a tab\t'}]
+    in_file = [json.loads(line) for line in log_content(logs).splitlines()]
+    assert [o["line"] for o in in_file] == [o["line"] for o in on_stdout]
+    assert all(re.fullmatch(ISO.decode().rstrip(" "), o["time"]) for o in in_file)
+
+
 def test_timestamps_without_prefix_for_services_without_log(ct):
     ct.service("db", "echo ready; exec sleep 1000")
     ct.start(env={"IGNITY_LOG_TIMESTAMPS": "tai64n"})

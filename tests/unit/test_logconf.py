@@ -34,6 +34,14 @@ def test_knobs(tmp_path):
     assert c.prefix == b"web| " and c.stdout and c.stderr
 
 
+def test_json_format(tmp_path, capfd):
+    c = logconf.from_dir(make(tmp_path, format="json\n"), "web")
+    assert c.format == "json" and c.name == "web"
+    (tmp_path / "log" / "format").write_text("yaml\n")
+    assert logconf.from_dir(str(tmp_path / "log"), "web").format == "text"
+    assert "format: 'yaml' is not text or json, using text" in capfd.readouterr().err
+
+
 def test_empty_prefix_means_none(tmp_path):
     assert logconf.from_dir(make(tmp_path, prefix=""), "web").prefix == b""
 

@@ -54,3 +54,18 @@ def test_line_of_exactly_the_limit_is_not_cut():
     f = Framer()
     assert f.feed(b"x" * LINE_MAX_BYTES) == []
     assert f.feed(b"\n") == [b"x" * LINE_MAX_BYTES]
+
+
+def test_json_lines_escape_every_line_whatever_it_holds():
+    import json
+
+    lines = [b'x",', b"next", b"\\", b"\x01\t", "\u00e9".encode(), b"\xff", b""]
+    out = logformat.renderer("json", "iso", b"[web] ", "web", 1795824000 * 10**9)(lines)
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert [o["line"] for o in objects] == [line.decode("utf-8", "replace") for line in lines]
+    assert objects[0] == {"time": "2026-11-28T00:00:00.000000Z", "service": "web", "line": 'x",'}
+    assert logformat.renderer("json", "none", b"", "", 0)([b"a"]) == b'{"line":"a"}\n'
+
+
+def test_text_renderer_is_head_and_render():
+    assert logformat.renderer("text", "none", b"[a] ", "a", 0)([b"x", b"y"]) == b"[a] x\n[a] y\n"

@@ -115,3 +115,27 @@ def test_partial_last_line_is_flushed_at_close(loop, tmp_path):
     os.write(w, b"whole\nhalf")
     pump.close()
     assert (tmp_path / "l" / "current").read_bytes() == b"whole\nhalf\n"
+
+
+def test_json_lines_held_for_a_stalled_stdout_come_out_whole(loop):
+    import json
+
+    service_r, service_w = os.pipe()
+    out_r, out_w = small_pipe()
+    pump = Pump(loop, service_r, LogConfig(stdout=True, format="json", name="api"), "log api", Stdout(loop, out_w))
+    pump.start()
+    lines = [b'line %d "quoted" \\ %s' % (i, b"x" * (i % 50)) for i in range(400)]
+    os.write(service_w, b"\n".join(lines) + b"\n")
+    run_for(loop, 0.05)
+    assert not pump.reading  # the 4 KiB stdout pipe is full
+    os.set_blocking(out_r, False)
+    got = bytearray()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and got.count(b"\n") < 400:
+        try:
+            got += os.read(out_r, 65536)
+        except BlockingIOError:
+            pass
+        run_for(loop, 0.005)
+    assert [json.loads(line) for line in got.splitlines()] == \
+        [{"service": "api", "line": line.decode()} for line in lines]
