@@ -38,8 +38,9 @@ from .logformat import tai64n
 # while writes fail, try again at most this often (the lines in between are dropped and counted):
 # a full disk is not retried at the pace of the service's output
 RETRY_S = 1.0
-# a full file system counts as writable again only with this much room beyond the lines to write:
-# with less, the last free bytes of a page take a line or two, and the episode would flap
+# a full file system counts as writable again only once this much more room was made than it had
+# when the write failed (and beyond the lines to write): without that, the room left by the failed
+# write itself, or the last bytes of a page, take a line or two and the episode flaps
 RESUME_FREE_BYTES = 16 * 1024
 MODE_WRITING = 0o644
 MODE_DONE = 0o744  # user-execute: finished (s6-log's mark)
@@ -75,6 +76,7 @@ class LogDir:
         self.lost = 0             # lines dropped in the current episode of failure
         self.failure: str | None = None
         self._full = False        # the failure is a full file system (ENOSPC, EDQUOT)
+        self._free_at_failure = 0
         self._retry_at = 0.0
         self._lock_fd: int | None = None
         self._recovered = False   # the leftovers of an earlier run were archived
@@ -254,11 +256,17 @@ class LogDir:
         self._retry_at = now + RETRY_S
         if not self._full:
             return True
+        free = self._free()
+        if free is None:
+            return True  # let the write say what is wrong now
+        return free >= max(size, self._free_at_failure) + RESUME_FREE_BYTES
+
+    def _free(self) -> int | None:
         try:
             st = os.statvfs(self.path)
         except OSError:
-            return True  # let the write say what is wrong now
-        return st.f_bavail * st.f_frsize >= size + RESUME_FREE_BYTES
+            return None
+        return st.f_bavail * st.f_frsize
 
     def _fail(self, e: OSError, lines: int) -> None:
         if self.fd is not None:
@@ -266,6 +274,8 @@ class LogDir:
             self.fd = None  # the next write opens current again (it may be gone, or writable again)
         self.lost += lines
         self._full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        if self._full:
+            self._free_at_failure = self._free() or 0
         self._retry_at = time.monotonic() + RETRY_S
         reason = e.strerror or str(e)
         if self.failure is None:
