@@ -13,20 +13,24 @@ are free again. One warning when such an episode starts, one with the count refu
 
 from __future__ import annotations
 
+# _socket, not `socket` (its enums cost ~2 ms of every container start); the services' modules
+# (supervisor, service, oneshot, resources) only once there is a service: `/init CMD` without
+# services never loads them
+import _socket as socket
 import errno
 import os
 import resource
-import socket
 import struct
 import time
 from collections.abc import Callable
 
-from . import log, protocol, resources
+from . import log, protocol
 from .loop import Loop, Timer
-from .oneshot import OneshotState
 from .protocol import ProtocolError, with_short_path
-from .service import State
-from .supervisor import Supervisor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
 
 MAX_CONNECTIONS = 64
 # processes of /proc read per turn of the loop for a status with resources: ~3 ms each
@@ -43,18 +47,19 @@ FD_SHORT = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 SIGNALS = {"kill": 9, "term": 15, "hup": 1, "int": 2, "quit": 3, "usr1": 10, "usr2": 12, "stop": 19, "cont": 18}
 
 
-# `up` to ignity wait: a longrun's run alive (being stopped included), a oneshot's up done
-UP_STATES = (State.UP, State.STOPPING, OneshotState.UP, OneshotState.STOPPING)
-
-
 def _condition(until: str) -> Callable[[object], bool]:
     """``ignity wait`` conditions on one service record (s6-svwait -u -U -d -D)."""
+    from .oneshot import OneshotState  # loaded already: there are services to wait for
+    from .service import State
+
+    # `up`: a longrun's run alive (being stopped included), a oneshot's up done
+    up_states = (State.UP, State.STOPPING, OneshotState.UP, OneshotState.STOPPING)
     if until == "u":
-        return lambda s: s.state in UP_STATES
+        return lambda s: s.state in up_states
     if until == "U":
-        return lambda s: s.state in UP_STATES and s.ready
+        return lambda s: s.state in up_states and s.ready
     if until == "d":
-        return lambda s: s.state not in UP_STATES
+        return lambda s: s.state not in up_states
     return lambda s: s.is_down()
 
 
@@ -71,11 +76,14 @@ class _Connection:
 
 
 class ControlServer:
-    def __init__(self, loop: Loop, path: str, supervisor: Supervisor,
+    def __init__(self, loop: Loop, path: str, supervisor: Callable[[], Supervisor],
                  on_halt: Callable[[int | None], None]):
+        """``supervisor()`` gives the supervisor, creating it the first time (a container
+        without services has none until a `rescan` finds some)."""
         self.loop = loop
         self.path = path
-        self.supervisor = supervisor
+        self._make_supervisor = supervisor
+        self.supervisor: Supervisor | None = None
         self.on_halt = on_halt
         self.accepting_commands = True
         # the init script running while the container boots; None once the services exist
@@ -101,7 +109,16 @@ class ControlServer:
         self._sock.setblocking(False)
         self._spare = _open_spare()
         self._listen(True)
-        supervisor.listeners.append(self._check_waiters)
+
+    def attach(self, supervisor: Supervisor) -> None:
+        """The supervisor exists: waiters are told of every change of its services."""
+        if self.supervisor is None:
+            self.supervisor = supervisor
+            supervisor.listeners.append(self._check_waiters)
+
+    @property
+    def _services(self) -> dict:
+        return self.supervisor.services if self.supervisor is not None else {}
 
     @property
     def phase(self) -> str:
@@ -150,7 +167,7 @@ class ControlServer:
     def _accept(self) -> None:
         while True:
             try:
-                sock, _ = self._sock.accept()
+                sock = _accept(self._sock)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -184,7 +201,7 @@ class ControlServer:
             os.close(self._spare)
             self._spare = None
             try:
-                sock, _ = self._sock.accept()
+                sock = _accept(self._sock)
             except (BlockingIOError, InterruptedError):
                 pass  # nothing was pending: accept checks for a free descriptor first
             except OSError:
@@ -345,6 +362,7 @@ class ControlServer:
                                      lambda document: self._finish(conn, {"ok": True, **extra, **document}))
                 return
             elif cmd == "rescan":
+                self.attach(self._make_supervisor())
                 added, removed = self.supervisor.rescan()
                 reply = {"ok": True, "added": added, "removed": removed}
             else:
@@ -361,15 +379,18 @@ class ControlServer:
         no graph yet. With resources, each service's ``resources`` and ignity's own: the process
         trees are read SCAN_SLICE processes per turn of the loop, so that a service exiting
         meanwhile is restarted without waiting for the whole pass."""
-        services = self.supervisor.status(names) if self.booting is None else []
+        sup = self.supervisor if self.booting is None else None
+        services = sup.status(names) if sup is not None else []
         ignity: dict = {"pid": os.getpid(), "phase": self.phase}
         document = {"services": services, "ignity": ignity}
         if self.booting is None:
-            document["dependencies"] = self.supervisor.graph()
+            document["dependencies"] = sup.graph() if sup is not None else {}
         if not with_resources:
             done(document)
             return
-        scan = resources.TreeScan(self.supervisor.process_roots([s["name"] for s in services]))
+        from . import resources  # /proc reading: only for a status that asks for resources
+
+        scan = resources.TreeScan(sup.process_roots([s["name"] for s in services]) if sup is not None else {})
 
         def step() -> None:
             if not scan.step(SCAN_SLICE):
@@ -396,7 +417,7 @@ class ControlServer:
 
     def _check_names(self, names: list[str]) -> None:
         for name in names:
-            if name not in self.supervisor.services:
+            if name not in self._services:
                 raise protocol.no_such_service(name)
 
     def _svc(self, request: dict) -> dict:
@@ -427,7 +448,7 @@ class ControlServer:
             return
         condition = _condition(request["until"])
         combine = any if request.get("any") else all
-        services = self.supervisor.services
+        services = self._services
 
         def satisfied() -> bool:
             return combine(name in services and condition(services[name]) for name in names)
@@ -449,7 +470,7 @@ class ControlServer:
     def _wait_timed_out(self, conn: _Connection, request: dict) -> None:
         """Name only the services that are late (all of them with --any)."""
         condition = _condition(request["until"])
-        services = self.supervisor.services
+        services = self._services
         late = [n for n in request["names"] if n not in services or not condition(services[n])]
         what = f"{'any of ' if request.get('any') and len(late) > 1 else ''}{', '.join(late)} to be " \
                f"{protocol.WAIT_UNTIL[request['until']]}"
@@ -461,6 +482,12 @@ class ControlServer:
         for conn in list(self._connections.values()):
             if conn.waiter is not None and conn.waiter():
                 self._finish(conn, {"ok": True})
+
+
+def _accept(listener: socket.socket) -> socket.socket:
+    """socket.socket.accept() without the `socket` module (close-on-exec, as accept4 makes it)."""
+    fd, _ = listener._accept()
+    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
 
 
 def _open_spare() -> int | None:

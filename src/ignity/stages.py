@@ -21,7 +21,10 @@ from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describ
 from .loop import Loop, Timer
 from .s6compat import Compat
 from .settings import DEFAULT_PATH, Settings
-from .supervisor import Supervisor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
 
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
@@ -187,9 +190,7 @@ class Init:
             self._apply_perms(base_env)
         if self.compat is not None and not settings.skip_perms:
             self.compat.fix_attrs(_apply_fix_attrs)
-        self.supervisor = Supervisor(self.loop, settings, self._env, self._on_halt,
-                                     self._on_boot_failed)
-        self.control = ControlServer(self.loop, settings.control_socket, self.supervisor, self._on_halt)
+        self.control = ControlServer(self.loop, settings.control_socket, self._get_supervisor, self._on_halt)
         if settings.http_addr is not None:
             self._listen_http(*settings.http_addr)
         if self.compat is not None:
@@ -216,9 +217,15 @@ class Init:
         limit = fdlimit.limit()
         if not fdlimit.unlimited(limit) and self.fd_budget.needed > limit:
             raise ConfigError(self.fd_budget.shortage(limit))
-        self.supervisor.load(settings.conf("services"))
-        self.control.booted()
-        self.supervisor.start_all()
+        if self.fd_budget.services or self.compat is not None:
+            supervisor = self._get_supervisor()
+            supervisor.load(settings.conf("services"))
+            self.control.booted()
+            supervisor.start_all()
+        else:
+            # nothing to supervise: the services' modules stay unloaded (a `rescan` loads them)
+            os.makedirs(settings.state_dir, exist_ok=True)
+            self.control.booted()
         if not self.cmd:
             log.lifecycle("booted, no CMD: running until told to stop")
             self.loop.run_until(lambda: self.stopping)
@@ -229,6 +236,17 @@ class Init:
             return
         self._start_cmd(self._env())
         self.loop.run_until(lambda: self.stopping)
+
+    def _get_supervisor(self) -> Supervisor:
+        """The supervisor, created the first time there is a service (or a `rescan`)."""
+        if self.supervisor is None:
+            from .supervisor import Supervisor  # ~5 ms of imports a container without services skips
+
+            self.supervisor = Supervisor(self.loop, self.settings, self._env, self._on_halt,
+                                         self._on_boot_failed)
+            if self.control is not None:
+                self.control.attach(self.supervisor)
+        return self.supervisor
 
     def _render_templates(self, env: dict[str, str]) -> None:
         """Before perms, so that perms can set the owner and mode of what templates write."""
@@ -286,7 +304,8 @@ class Init:
 
     def _wait_for_services(self) -> None:
         maxtime = self.settings.cmd_wait_for_services_maxtime_ms / 1000
-        assert self.supervisor is not None
+        if self.supervisor is None:
+            return  # no services to wait for
         if not self.loop.run_until(lambda: self.stopping or self.supervisor.all_ready(), maxtime):
             names = ", ".join(self.supervisor.not_ready())
             if self.compat is not None and self.compat.s6.behaviour >= 2:

@@ -27,6 +27,11 @@ def run_broken(tmp_path, verbosity: str) -> subprocess.CompletedProcess:
     script = conf / "finalize" / "10-mark"
     script.write_text(f"#!/bin/sh\necho ran >> {marker}\n")
     script.chmod(0o755)
+    # a service, so that the supervisor (created only when there is one) starts the services
+    run = conf / "services" / "svc" / "run"
+    run.parent.mkdir(parents=True)
+    run.write_text("#!/bin/sh\nexec sleep 1000\n")
+    run.chmod(0o755)
     env = dict(os.environ, IGNITY_CONF_DIR=str(conf), IGNITY_RUN_DIR=str(tmp_path / "run"),
                IGNITY_VERBOSITY=verbosity)
     return subprocess.run(["unshare", "--fork", "--pid", "--mount-proc", sys.executable, "-c", BROKEN_INIT],
