@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import struct
 import time
 
 from . import log
@@ -58,6 +57,8 @@ def _lock(fd: int) -> None:
     """Lock the whole file or raise. An open-file-description lock: it conflicts with s6-log's
     (a POSIX lock) and with another LogDir of this same process (two services given one
     directory), which a POSIX lock would not."""
+    import struct  # at the first log directory only: not on the path of every start
+
     try:
         # struct flock: l_type, l_whence, l_start, l_len, l_pid (the layout of 64-bit Linux)
         fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhxxxxqqixxxx", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import stat
 import time
 from collections.abc import Callable
@@ -49,7 +48,7 @@ class Stdout:
         self.lost = 0
         self.failure: str | None = None
         self._waiting: list[Pump] = []
-        self._sock: socket.socket | None = None
+        self._sock = None  # a socket.socket when stdout is a socket
         self.fd = os.dup(fd) if blocking else self._open(fd)
 
     def _open(self, fd: int) -> int:
@@ -61,14 +60,17 @@ class Stdout:
                 pass  # no /proc: a dup, which can block (said in docs/logging.md)
         dup = os.dup(fd)
         if stat.S_ISSOCK(mode):
+            import socket  # rare (stdout a socket): not on the path of every start
+
             self._sock = socket.socket(fileno=dup)
+            self._dontwait = socket.MSG_DONTWAIT
         return dup
 
     def write(self, data: bytes) -> int:
         """Bytes taken (all of them when stdout is gone: those lines are counted lost)."""
         try:
             if self._sock is not None:
-                return self._sock.send(data, socket.MSG_DONTWAIT)
+                return self._sock.send(data, self._dontwait)
             return os.write(self.fd, data)
         except (BlockingIOError, InterruptedError):
             return 0

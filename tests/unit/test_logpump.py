@@ -139,3 +139,14 @@ def test_json_lines_held_for_a_stalled_stdout_come_out_whole(loop):
         run_for(loop, 0.005)
     assert [json.loads(line) for line in got.splitlines()] == \
         [{"service": "api", "line": line.decode()} for line in lines]
+
+
+def test_stdout_that_is_a_socket_never_blocks(loop):
+    import socket
+
+    a, b = socket.socketpair()
+    out = Stdout(loop, a.fileno())
+    taken = sum(out.write(b"x" * 65536) for _ in range(64))  # far more than the socket buffers
+    assert 0 < taken < 64 * 65536 and out.write(b"more\n") == 0
+    a.close()
+    b.close()
