@@ -48,9 +48,9 @@ class ServiceSpec(Record):
     fields hold the value last read (when ``read_spec`` was given one) or else the default."""
 
     __slots__ = ("check_interval_ms", "check_timeout_ms", "check_try_timeout_ms", "dependencies", "down",
-                 "down_signal", "halt_on_exit", "halt_on_failure", "has_check", "has_down_program", "has_finish",
-                 "has_log", "health_interval_ms", "health_retries", "name", "notification_fd", "optional", "path",
-                 "problem", "ready_after_ms", "restart_limit", "restart_max_delay_ms", "restart_window_ms",
+                 "down_signal", "halt_on_exit", "halt_on_failure", "has_check", "has_down_program", "has_env",
+                 "has_finish", "has_log", "health_interval_ms", "health_retries", "name", "notification_fd", "optional",
+                 "path", "problem", "ready_after_ms", "restart_limit", "restart_max_delay_ms", "restart_window_ms",
                  "timeout_down_ms", "timeout_finish_ms", "timeout_kill_ms", "timeout_up_ms", "type", "unread", "user",
                  "user_env", "user_name")
 
@@ -65,7 +65,8 @@ class ServiceSpec(Record):
                  check_try_timeout_ms: int = DEFAULT_CHECK_TRY_TIMEOUT_MS, health_interval_ms: int = 0,
                  health_retries: int = DEFAULT_HEALTH_RETRIES, ready_after_ms: int = DEFAULT_READY_AFTER_MS,
                  restart_max_delay_ms: int = DEFAULT_RESTART_MAX_DELAY_MS, restart_limit: int = 0,
-                 restart_window_ms: int = DEFAULT_RESTART_WINDOW_MS, halt_on_failure: bool = False):
+                 restart_window_ms: int = DEFAULT_RESTART_WINDOW_MS, halt_on_failure: bool = False,
+                 has_env: bool = False):
         self._set(name=name, path=path, down=down, has_finish=has_finish, notification_fd=notification_fd,
                   down_signal=down_signal, timeout_kill_ms=timeout_kill_ms, timeout_finish_ms=timeout_finish_ms,
                   halt_on_exit=halt_on_exit, has_log=has_log, unread=unread, type=type, dependencies=dependencies,
@@ -75,7 +76,8 @@ class ServiceSpec(Record):
                   check_timeout_ms=check_timeout_ms, check_try_timeout_ms=check_try_timeout_ms,
                   health_interval_ms=health_interval_ms, health_retries=health_retries,
                   ready_after_ms=ready_after_ms, restart_max_delay_ms=restart_max_delay_ms,
-                  restart_limit=restart_limit, restart_window_ms=restart_window_ms, halt_on_failure=halt_on_failure)
+                  restart_limit=restart_limit, restart_window_ms=restart_window_ms, halt_on_failure=halt_on_failure,
+                  has_env=has_env)
 
     @property
     def oneshot(self) -> bool:
@@ -212,12 +214,15 @@ STOP_KNOBS = ("down-signal", "timeout-kill")
 
 
 def _read_knobs(path: str, files: tuple[str, ...], last: ServiceSpec | None,
-                has_log: bool) -> tuple[dict, tuple[str, ...]]:
+                has_log: bool, present: frozenset[str] | None = None) -> tuple[dict, tuple[str, ...]]:
     values: dict = {}
     unread = []
     for file in files:
         field, parse = KNOBS[file]
         knob = os.path.join(path, file)
+        if present is not None and file not in present:
+            values[field] = parse(knob, None, has_log)  # absent: no open(2) to find that out
+            continue
         try:
             text = _read(knob)
         except OSError as e:
@@ -235,16 +240,23 @@ def read_spec(name: str, path: str, last: ServiceSpec | None = None) -> ServiceS
     def knob(file: str) -> str:
         return os.path.join(path, file)
 
-    has_log = os.path.isdir(knob("log"))
-    values, unread = _read_knobs(path, tuple(KNOBS), last, has_log)
+    # one listing of the directory: a file it does not name is absent without a system call of
+    # its own (a spec is read at every start, and most of its twenty files are usually absent)
+    present = _listing(path)
+
+    def there(file: str) -> bool:
+        return present is None or file in present
+
+    has_log = there("log") and os.path.isdir(knob("log"))
+    values, unread = _read_knobs(path, tuple(KNOBS), last, has_log, present)
     problems: list[str] = []
-    kind = (_text(knob("type"), problems) or LONGRUN).lower()
+    kind = ((_text(knob("type"), problems) if there("type") else None) or LONGRUN).lower()
     if kind not in (LONGRUN, ONESHOT):
         problems.append(f"{knob('type')}: {kind[:40]!r} is not a type of service (longrun or oneshot)")
         kind = LONGRUN
-    if kind == ONESHOT and not os.path.lexists(knob("up")):
+    if kind == ONESHOT and not (there("up") and os.path.lexists(knob("up"))):
         problems.append(f"{path}: a oneshot needs an `up` program")
-    user_name = _text(knob("user"), problems) or None
+    user_name = (_text(knob("user"), problems) if there("user") else None) or None
     user = user_env = None
     if user_name is not None:
         user, user_env, problem = _account(knob("user"), user_name)
@@ -254,23 +266,33 @@ def read_spec(name: str, path: str, last: ServiceSpec | None = None) -> ServiceS
         name=name,
         path=path,
         # a oneshot's `down` is its down program, not "do not start at boot" (s6-rc)
-        down=kind == LONGRUN and os.path.exists(knob("down")),
-        has_finish=os.path.exists(knob("finish")),
-        halt_on_exit=os.path.exists(knob("halt-on-exit")),
+        down=kind == LONGRUN and there("down") and os.path.exists(knob("down")),
+        has_finish=there("finish") and os.path.exists(knob("finish")),
+        halt_on_exit=there("halt-on-exit") and os.path.exists(knob("halt-on-exit")),
         has_log=has_log,
         unread=unread,
         type=kind,
-        dependencies=tuple(visible_names(knob("dependencies.d"))),
+        dependencies=tuple(visible_names(knob("dependencies.d"))) if there("dependencies.d") else (),
         user=user,
         user_name=user_name,
         user_env=user_env,
-        optional=os.path.exists(knob("optional")),
-        has_down_program=kind == ONESHOT and os.path.isfile(knob("down")),
+        optional=there("optional") and os.path.exists(knob("optional")),
+        has_env=there("env") and os.path.lexists(knob("env")),
+        has_down_program=kind == ONESHOT and there("down") and os.path.isfile(knob("down")),
         problem="; ".join(problems) or None,
-        has_check=kind == LONGRUN and _has_check(knob("check")),
-        halt_on_failure=os.path.exists(knob("halt-on-failure")),
+        has_check=kind == LONGRUN and there("check") and _has_check(knob("check")),
+        halt_on_failure=there("halt-on-failure") and os.path.exists(knob("halt-on-failure")),
         **values,
     )
+
+
+def _listing(path: str) -> frozenset[str] | None:
+    """The names in a service directory; None when it cannot be listed (every file is then
+    looked at on its own, and says why it cannot be read)."""
+    try:
+        return frozenset(os.listdir(path))
+    except OSError:
+        return None
 
 
 def _has_check(path: str) -> bool:

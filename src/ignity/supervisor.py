@@ -142,7 +142,8 @@ class Supervisor:
         problems = {rec.name: f"service {rec.name}: {rec.spec.problem}" for rec in added if rec.spec.problem}
         for rec in added:
             try:
-                envdir.service_env({}, rec.spec.path)
+                if rec.spec.has_env:
+                    envdir.service_env({}, rec.spec.path)
             except ConfigError as e:
                 problems.setdefault(rec.name, f"service {rec.name}: {e}")
         graph = self.graph()
@@ -323,7 +324,7 @@ class Supervisor:
         env: Mapping[str, str] = self._env()
         if spec.user_env:
             env = {**env, **spec.user_env}
-        return envdir.service_env(env, spec.path)
+        return envdir.service_env(env, spec.path) if spec.has_env else env
 
     def _report(self, svc: Service, message: str, warn: bool = True) -> None:
         """Say it once per change of what is wrong (a broken service must not flood the log)."""
