@@ -22,7 +22,6 @@ import os
 import resource
 import struct
 import time
-from collections.abc import Callable
 
 from . import log, protocol
 from .loop import Loop, Timer
@@ -30,6 +29,8 @@ from .protocol import ProtocolError, with_short_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .supervisor import Supervisor
 
 MAX_CONNECTIONS = 64

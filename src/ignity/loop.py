@@ -24,11 +24,14 @@ import math
 import os
 import select
 import time
-from collections.abc import Callable
 
 from . import log
 
-Callback = Callable[[], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `collections` costs ~1.4 ms at start-up
+    from collections.abc import Callable
+
+Callback = "Callable[[], None]"  # a name for annotations only
 
 
 class Timer:

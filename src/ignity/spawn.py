@@ -17,12 +17,13 @@ from __future__ import annotations
 import _signal as signal  # not `signal`: its enums cost ~3 ms of every start
 import errno
 import os
-from collections.abc import Mapping, Sequence
 
 from .errors import SpawnError
 
 TYPE_CHECKING = False  # without importing typing (~7 ms at start-up)
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from .accounts import Account
 
 # SIGKILL and SIGSTOP cannot be reset; everything else goes back to SIG_DFL in the child
