@@ -63,10 +63,16 @@ def _read(path: str) -> str | None:
 
 
 def from_dir(log_dir: str, name: str) -> LogConfig:
-    """The knob files of a built-in ``log/`` directory of service ``name``."""
+    """The knob files of a built-in ``log/`` directory of service ``name`` (read at every start:
+    one listing, then only the files that are there)."""
+    try:
+        present = set(os.listdir(log_dir))
+    except OSError:
+        present = set(KNOBS)  # let each read say what is wrong
+
     def knob(file: str) -> tuple[str, str | None]:
         path = os.path.join(log_dir, file)
-        return path, _read(path)
+        return path, _read(path) if file in present else None
 
     def bad(path: str, text: str, what: str, default: object) -> None:
         log.warn(f"{path}: {text[:40]!r} is not {what}, using {default}")
