@@ -19,11 +19,10 @@ from __future__ import annotations
 import _socket as socket
 import errno
 import os
-import resource
-import struct
+import sys
 import time
 
-from . import log, protocol
+from . import fdlimit, log, protocol
 from .loop import Loop, Timer
 from .protocol import ProtocolError, with_short_path
 
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from .supervisor import Supervisor
 
 MAX_CONNECTIONS = 64
+UCRED_SIZE = 12  # struct ucred: pid, uid, gid, 4 bytes each
 # processes of /proc read per turn of the loop for a status with resources: ~3 ms each
 SCAN_SLICE = 100
 # a client that connects and sends nothing complete within this is dropped
@@ -218,7 +218,7 @@ class ControlServer:
         if not self._short:
             self._short = True
             self._refused = 0
-            log.warn(f"control: out of file descriptors (limit {_fd_limit()}): refusing control "
+            log.warn(f"control: out of file descriptors (limit {fdlimit.limit()}): refusing control "
                      "connections until some are free (raise the limit: docker run --ulimit nofile=N)")
         self._refused += refused
         if helpless:
@@ -252,10 +252,10 @@ class ControlServer:
 
     def _peer_allowed(self, sock: socket.socket) -> bool:
         try:
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED_SIZE)
         except OSError:
             return False
-        _pid, uid, _gid = struct.unpack("3i", creds)
+        uid = int.from_bytes(creds[4:8], sys.byteorder)  # struct ucred {pid; uid; gid}, no `struct`
         return uid in (0, self._uid)
 
     def _drop(self, conn: _Connection) -> None:
@@ -496,10 +496,6 @@ def _open_spare() -> int | None:
         return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-
-
-def _fd_limit() -> int:
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def _refuse(sock: socket.socket) -> None:
