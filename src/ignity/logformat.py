@@ -12,7 +12,10 @@ read arrived at the same moment) and one ``bytes.join``; the per-byte work is in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `collections` costs ~1.4 ms at start-up
+    from collections.abc import Callable
 
 # s6-log's default line limit: a longer line is cut into pieces of this many bytes, each piece but
 # the last followed by CUT_MARK, so a line is never split across two files nor held unbounded

@@ -17,13 +17,16 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Callable
 
 from . import log
 from .logconf import LogConfig
 from .logdir import LogDir
 from .logformat import Framer, renderer
 from .loop import Loop
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `collections` costs ~1.4 ms at start-up
+    from collections.abc import Callable
 
 # one read of a pipe: the default pipe capacity, so a full pipe is emptied in one go
 READ_MAX = 64 * 1024
