@@ -207,8 +207,11 @@ class Loop:
         # SIGCHLD first, so that a shutdown signal and a CMD exit seen together settle the CMD's
         # status before the shutdown acts on it
         while self._pending_signals:
-            pending = sorted(set(self._pending_signals), key=lambda s: s != signal.SIGCHLD)
-            self._pending_signals.clear()
+            # take the list and leave a fresh one in one step: a handler that runs between a
+            # read and a clear() would append to the list being cleared, and its signal (a
+            # SIGTERM arriving during a burst of SIGCHLDs) would be lost
+            taken, self._pending_signals = self._pending_signals, []
+            pending = sorted(set(taken), key=lambda s: s != signal.SIGCHLD)
             for signum in pending:
                 callback = self._signal_callbacks.get(signum)
                 if callback is not None:
