@@ -58,7 +58,8 @@ class Stdout:
         mode = os.fstat(fd).st_mode
         if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
             try:
-                return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                # O_NOCTTY: PID 1 is a session leader, and opening a terminal would make it ours
+                return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
             except OSError:
                 pass  # no /proc: a dup, which can block (said in docs/logging.md)
         dup = os.dup(fd)

@@ -150,3 +150,27 @@ def test_stdout_that_is_a_socket_never_blocks(loop):
     assert 0 < taken < 64 * 65536 and out.write(b"more\n") == 0
     a.close()
     b.close()
+
+
+def test_new_knobs_at_a_restart_move_the_log(loop, tmp_path):
+    r, w = os.pipe()
+    pump = Pump(loop, r, LogConfig(directory=str(tmp_path / "a"), file_timestamp="none"), "log a", None)
+    pump.start()
+    os.write(w, b"one\n")
+    run_for(loop, 0.05)
+    pump.reconfigure(LogConfig(directory=str(tmp_path / "b"), file_timestamp="none", max_size=5000), None)
+    os.write(w, b"two\n")
+    run_for(loop, 0.05)
+    pump.close()
+    assert (tmp_path / "a" / "current").read_bytes() == b"one\n"
+    assert (tmp_path / "b" / "current").read_bytes() == b"two\n"
+    assert (tmp_path / "a" / "current").stat().st_mode & 0o777 == 0o744  # the old one closed cleanly
+
+
+def test_stdout_of_its_own_leaves_the_shared_description_blocking(loop):
+    master, slave = os.openpty()
+    out = Stdout(loop, slave)
+    assert out.fd != slave and not os.get_blocking(out.fd) and os.get_blocking(slave)
+    assert out.write(b"hello\n") == 6
+    for fd in (out.fd, master, slave):
+        os.close(fd)
