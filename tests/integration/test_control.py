@@ -319,3 +319,21 @@ def test_wait_timeout_names_only_the_late_services(ct):
     assert r.returncode == 99, r.stderr
     assert "late" in r.stderr and "early" not in r.stderr, r.stderr
     assert ct.stop() == 0, ct.diag()
+
+
+def test_rescan_in_a_container_that_started_without_services(ct):
+    """docs/design.md "Start-up": without services ignity loads no service machinery, yet
+    services-state/ exists, status answers, and a `rescan` starts what was added there."""
+    ct.start()
+    ct.wait_socket()
+    assert ct.status() == {}
+    assert ct.ctl("wait", "-u", "-t", "100", "late").returncode == 100
+    new = ct.state_dir("late")
+    new.mkdir()
+    (new / "run").write_text(f"#!/bin/sh\necho started > {ct.out}/late\nexec sleep 1000\n")
+    (new / "run").chmod(0o755)
+    r = ct.ctl("rescan")
+    assert r.returncode == 0, r.stderr
+    assert ct.wait_file("late") == "started\n"
+    ct.wait_up("late")
+    assert ct.stop() == 0, ct.diag()
