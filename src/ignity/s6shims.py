@@ -29,10 +29,11 @@ FROM_CLIENT = {2: S6_USAGE, 100: S6_NOT_SUPERVISED, 111: S6_SYSTEM, 99: S6_TIMEO
 # execline programs: a script calling them needs execlineb and its package
 EXECLINE_PACKAGE = ("the execline package (apt-get install execline, apk add execline), or an s6-rc "
                     "up/down file or script that is a single command line")
-SVC_SIGNALS = {"k": signal.SIGKILL, "t": signal.SIGTERM, "h": signal.SIGHUP, "a": signal.SIGALRM,
+SVC_SIGNALS = {"k": signal.SIGKILL, "t": signal.SIGTERM, "h": signal.SIGHUP,
                "i": signal.SIGINT, "q": signal.SIGQUIT, "1": signal.SIGUSR1, "2": signal.SIGUSR2,
                "p": signal.SIGSTOP, "c": signal.SIGCONT, "y": signal.SIGWINCH}
-SVC_ACTIONS = {"u": "up", "d": "down", "r": "restart", "o": "once", "U": "up", "D": "down"}
+# -a: ignity's alarm, which rotates a built-in log and sends SIGALRM to any other process
+SVC_ACTIONS = {"u": "up", "d": "down", "r": "restart", "o": "once", "U": "up", "D": "down", "a": "alarm"}
 
 
 class Usage(Exception):
