@@ -58,6 +58,7 @@ class Init:
         self.halted = False                    # the shutdown came from a halt
         self.cmd_pid: int | None = None
         self.cmd_status: int | None = None     # exit status of the CMD (0-255), once known
+        self.cmd_ended_first = False           # the CMD exited before anything asked for a stop
         self.script_pgid: int | None = None    # the init script running now, for signals
         self.script_kill: Timer | None = None  # its SIGKILL, once a shutdown was asked for
         self.fd_budget: fdlimit.Budget | None = None
@@ -107,14 +108,17 @@ class Init:
         the CMD's; then halt's; then 0."""
         if self.boot_failure is not None:
             return self.boot_failure
+        if self.compat is not None and not self.cmd_ended_first:
+            # s6-overlay's exitcode file, written by a finish script before a halt or a stop, is the
+            # container's status unless the CMD ended by itself first (s6-overlay writes the CMD's
+            # status into that file then)
+            code = self.compat.exit_code()
+            if code is not None:
+                return code
         if self.cmd_status is not None:
             return self.cmd_status
         if self.cmd and self.stop_signal is not None:
             return 128 + self.stop_signal  # stopped before the CMD could start
-        if self.compat is not None:  # a finish script's status in s6-overlay's exitcode file
-            code = self.compat.exit_code()
-            if code is not None:
-                return code
         if self.halt_code is not None:
             return self.halt_code
         return 0
@@ -330,6 +334,7 @@ class Init:
         log.info(f"CMD started: pid {pid}: {' '.join(self.cmd)}")
 
     def _on_cmd_exit(self, status: int) -> None:
+        self.cmd_ended_first = not self.stopping
         self.cmd_status = exit_code(status)
         self.cmd_pid = None
         log.lifecycle(f"CMD {describe(status)}")

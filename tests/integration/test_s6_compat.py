@@ -328,3 +328,18 @@ def test_cmd_receive_signals(ct):
     ct.wait_up("app")
     assert ct.stop() == 5, ct.diag()
     assert float(ct.read("cmd-done")) <= float(ct.read("app-stopped")), ct.diag()
+
+
+def test_halt_during_the_cmd_takes_the_exitcode_file(ct):
+    """As s6-overlay: a service's finish writes the exitcode file and halts while the CMD runs:
+    the file's status is the container's, not the status of the CMD killed by the shutdown. A CMD
+    that ends by itself keeps its own status."""
+    img = S6Image(ct)
+    exitcode = img.root / "run/s6-linux-init-container-results/exitcode"
+    img.file("etc/services.d/main/run", f"until [ -e {ct.out}/go ]; do sleep 0.02; done; exit 9")
+    img.file("etc/services.d/main/finish", f"echo \"$1\" > {exitcode}; exec {img.root}/run/s6/basedir/bin/halt")
+    ct.start("/bin/sh", "-c", f"touch {ct.out}/go; exec sleep 100", env=img.env())
+    assert ct.wait() == 9, ct.diag()
+    (ct.out / "go").unlink()
+    ct.start("/bin/sh", "-c", "exit 4", env=img.env())
+    assert ct.wait() == 4, ct.diag()
