@@ -286,7 +286,10 @@ def test_s6_rc_layout(ct):
     img.file(f"{rc}/spare/run", f"echo spare >> {order}; exec sleep 100")
     img.file("etc/services.d/old/run", f"sleep 0.2; echo old >> {order}; echo >&3; exec sleep 100")
     img.file("etc/services.d/old/notification-fd", "3\n", mode=0o644)
-    ct.start("/bin/sh", "-c", "ignity wait -u -t 10000 late myapp", env=img.env())
+    # the CMD ends once both have run (up is not enough: their first line may not be written yet)
+    cmd = (f"for i in $(seq 400); do grep -qx late {order} && grep -q hello {ct.out}/log && exit 0; "
+           "sleep 0.05; done; exit 1")
+    ct.start("/bin/sh", "-c", cmd, env=img.env())
     assert ct.wait() == 0, ct.diag()
     lines = ct.lines("order")
     assert lines.index("prepare") < lines.index("myapp"), lines
