@@ -64,7 +64,8 @@ def test_legacy_layout_runs_in_s6_overlay_order(ct):
     ct.finalize("10-own", f"echo ignity-finalize >> {order}")
     img.file("etc/cont-finish.d/10-z", f"pgrep -f 'sleep 100' >/dev/null && echo still-up >> {order}; "
                                         f"echo cont-finish >> {order}")
-    ct.start("/bin/sh", "-c", f"ignity wait -u app && echo cmd >> {order}; exit 3", env=img.env())
+    wait_app = f"for i in $(seq 400); do grep -qx app-up {order} && break; sleep 0.05; done"
+    ct.start("/bin/sh", "-c", f"{wait_app}; echo cmd >> {order}; exit 3", env=img.env())
     assert ct.wait() == 3, ct.diag()
     lines = ct.lines("order")
     assert lines[:5] == ["cont-init-a", "cont-init-b yes", "ignity-init", "app-up", "cmd"], ct.diag()
@@ -325,10 +326,12 @@ def test_cmd_receive_signals(ct):
     running until the CMD has exited (here 2 s after the signal, on its own terms)."""
     img = S6Image(ct)
     img.file("etc/services.d/app/run", f"trap 'echo $(date +%s.%N) > {ct.out}/app-stopped; exit 0' TERM; "
-                                       "while :; do sleep 0.05; done")
-    cmd = f"trap 'sleep 1; echo $(date +%s.%N) > {ct.out}/cmd-done; exit 5' TERM; while :; do sleep 0.05; done"
+                                       f"touch {ct.out}/app-ready; while :; do sleep 0.05; done")
+    cmd = (f"trap 'sleep 1; echo $(date +%s.%N) > {ct.out}/cmd-done; exit 5' TERM; touch {ct.out}/cmd-ready; "
+           "while :; do sleep 0.05; done")
     ct.start("/bin/sh", "-c", cmd, env=img.env(S6_CMD_RECEIVE_SIGNALS="1"))
-    ct.wait_up("app")
+    ct.wait_file("app-ready")
+    ct.wait_file("cmd-ready")
     assert ct.stop() == 5, ct.diag()
     assert float(ct.read("cmd-done")) <= float(ct.read("app-stopped")), ct.diag()
 
