@@ -123,6 +123,10 @@ class Supervisor:
             names = list(rec.spec.dependencies)
             if rec.logger is not None:
                 names.append(rec.logger.name)
+            if rec.main is not None:
+                # a logger starts with its service, so it needs what its service needs (a oneshot
+                # that makes its log directory, say); its own dependencies.d/ adds to that
+                names += [n for n in rec.main.spec.dependencies if n not in names]
             graph[name] = names
         return graph
 

@@ -113,7 +113,8 @@ def test_status_json_carries_the_graph(ct):
     import json
 
     doc = json.loads(ct.ctl("status", "--json").stdout)
-    assert doc["dependencies"] == {"app": ["db", "app/log"], "app/log": [], "db": []}
+    # a logger needs what its service needs: it starts with it
+    assert doc["dependencies"] == {"app": ["db", "app/log"], "app/log": ["db"], "db": []}
     app = {s["name"]: s for s in doc["services"]}["app"]
     assert (app["type"], app["user"], app["waiting_on"]) == ("longrun", None, [])
 
@@ -152,6 +153,20 @@ def test_oneshot_runs_in_dependency_order_and_down_at_shutdown(ct):
     assert ct.stop() == 0, ct.diag()
     assert ct.lines("order") == ["start db", "start migrate", "start app", "stop app", "stop migrate",
                                  "stop db"], ct.diag()
+
+
+def test_a_logger_waits_for_its_services_dependencies(ct):
+    """A oneshot that prepares the log directory runs before the service's logger starts: the
+    logger starts with its service, so it needs what the service needs (s6-overlay's
+    logutil-service recipe: a `*-log-prepare` oneshot the service depends on)."""
+    oneshot(ct, "log-prepare", f"sleep 0.5; mkdir {ct.out}/logdir")
+    service(ct, "app", ["log-prepare"], log=None)
+    ct.script("services/app/log/run", f'test -d {ct.out}/logdir && echo ok >> {ct.out}/logger; exec cat > /dev/null')
+    ct.start()
+    ct.wait_up("app")
+    ct.wait_lines("logger", 1)
+    assert ct.lines("logger") == ["ok"], ct.diag()
+    assert ct.stop() == 0, ct.diag()
 
 
 def test_failing_oneshot_stops_the_boot_with_its_status(ct):
