@@ -87,7 +87,7 @@ def test_unreadable_knob_with_no_value_read_is_a_failed_start(ct):
     assert not (ct.out / "late-pids").exists(), ct.diag()
     (live / "notification-fd").chmod(0o644)
     ct.wait_lines("late-pids", 1, timeout=3)
-    assert ct.lines("late-fd3") == ["yes"], ct.diag()
+    assert ct.wait_lines("late-fd3", 1) == ["yes"], ct.diag()  # written just after the pid
     assert ct.stop() == 0, ct.diag()
 
 
