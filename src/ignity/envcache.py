@@ -9,6 +9,11 @@ waiting. ``get()`` reads the inotify fd (non-blocking, one system call) before i
 cache; the loop watches the fd too, so events never pile up in the kernel. Nothing is polled:
 an idle ignity makes no system call for this.
 
+The watch is set up at the second read, not the first: a container whose envdir is read once
+(``/init CMD`` without services or init scripts) never pays for it. Closing an inotify instance
+that holds a watch waits for the kernel's SRCU grace period (≈ 20 ms, more than the whole rest
+of ignity's start-up), and that close happens when ignity exits.
+
 The cache is not used (the envdir is read at every spawn, as without it) when inotify is not
 available (no ctypes, seccomp, the per-user instance limit), when the envdir is missing, or
 when it holds a symbolic link (a change to the link's target makes no event in the envdir).
@@ -48,11 +53,13 @@ class EnvCache:
         self._add_watch = None
         self._watching = False   # the watch is on the envdir that exists now
         self._env: dict[str, str] | None = None
-        self._started = False
+        self._reads = 0
 
     def get(self) -> dict[str, str]:
-        if not self._started:
-            self._started = True
+        self._reads += 1
+        if self._reads == 1:
+            return envdir.overlay(self._base, self._path)  # maybe the only read: see above
+        if self._reads == 2:
             self._open()
         if self._fd is not None:
             self._drain()

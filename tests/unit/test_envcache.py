@@ -28,8 +28,19 @@ def make(tmp_path, files):
     return d, readers, EnvCache(readers, {"BASE": "1", "A": "base"}, str(d))
 
 
+def test_the_first_read_sets_up_no_watch(tmp_path):
+    # an envdir read once (/init CMD alone) never pays for inotify (its close at exit is slow)
+    d, readers, cache = make(tmp_path, {"A": "x"})
+    assert cache.get() == {"BASE": "1", "A": "x"}
+    assert readers.fds == {}
+    (d / "A").write_text("y\n")
+    assert cache.get()["A"] == "y"
+    assert len(readers.fds) == 1
+
+
 def test_unchanged_envdir_is_not_read_again(tmp_path):
     _d, readers, cache = make(tmp_path, {"A": "x", "B": "y"})
+    cache.get()
     first = cache.get()
     assert first == {"BASE": "1", "A": "x", "B": "y"}
     assert len(readers.fds) == 1  # the loop watches the inotify fd
