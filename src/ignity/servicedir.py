@@ -15,6 +15,7 @@ import _signal as signal  # not `signal`: its enums cost ~3 ms of every containe
 import errno
 import os
 import stat
+from collections.abc import Callable
 
 from . import log
 from .confdir import visible_names
@@ -361,9 +362,15 @@ def _copy_entry(source: str, target: str) -> str:
     return shutil.copy2(source, target)
 
 
-def _not_copied(directory: str, names: list[str]) -> list[str]:
-    """copytree's ignore: dot-names (SPEC §2), and dependencies.d/, which is linked (copy_tree)."""
-    return [n for n in names if n.startswith(".") or n == "dependencies.d"]
+def _not_copied(with_deps: list[str]) -> Callable[[str, list[str]], list[str]]:
+    """copytree's ignore: dot-names (SPEC §2), and dependencies.d/, which is linked (copy_tree).
+    The directories that hold a ``dependencies.d`` are noted in ``with_deps``: copy_tree then
+    links only those, without a stat of each service's two possible places."""
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        if "dependencies.d" in names:
+            with_deps.append(directory)
+        return [n for n in names if n.startswith(".") or n == "dependencies.d"]
+    return ignore
 
 
 def copy_tree(source: str, state: str) -> None:
@@ -387,10 +394,12 @@ def copy_tree(source: str, state: str) -> None:
         origin, target = os.path.join(source, name), os.path.join(state, name)
         if os.path.exists(target):
             continue  # already live (rescan): the live copy is the one that counts
+        with_deps: list[str] = []
         try:
-            shutil.copytree(origin, target, copy_function=_copy_entry, ignore=_not_copied)
-            for deps in ("dependencies.d", "log/dependencies.d"):
-                if os.path.isdir(os.path.join(origin, deps)):
+            shutil.copytree(origin, target, copy_function=_copy_entry, ignore=_not_copied(with_deps))
+            # the service's own, its logger's
+            for directory, deps in ((origin, "dependencies.d"), (os.path.join(origin, "log"), "log/dependencies.d")):
+                if directory in with_deps and os.path.isdir(os.path.join(origin, deps)):
                     os.symlink(os.path.join(os.path.abspath(origin), deps), os.path.join(target, deps))
         except (OSError, shutil.Error) as e:
             log.warn(f"service {name}: unable to copy {origin} to {target}: {e}")

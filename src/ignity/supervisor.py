@@ -82,6 +82,7 @@ class Supervisor:
         self._grace_deadline: float | None = None
         self._stdout: Stdout | None = None  # the container's stdout for built-in logs, opened at first use
         self._grace_timer: Timer | None = None
+        self._graph: dict[str, list[str]] = {}  # as of the last load or rescan, for _problems
 
     # ---- the table of services ------------------------------------------------------------------
     def load(self, services_dir: str) -> None:
@@ -113,7 +114,7 @@ class Supervisor:
                 logger = Service(logger_spec, want=Want.DOWN if logger_spec.down else Want.UP, main=svc)
                 self.services[logger.name] = logger
                 added.append(logger)
-        self._link()
+        self._graph = self._link()
         return added
 
     def graph(self) -> dict[str, list[str]]:
@@ -130,15 +131,18 @@ class Supervisor:
             graph[name] = names
         return graph
 
-    def _link(self) -> None:
-        """Each record's ``needs`` and ``needed_by`` from the graph (at boot and each rescan)."""
+    def _link(self) -> dict[str, list[str]]:
+        """Each record's ``needs`` and ``needed_by`` from the graph (at boot and each rescan);
+        returns that graph, which ``_problems`` checks next (built once per load)."""
         for rec in self.services.values():
             rec.needed_by = []
-        for name, names in self.graph().items():
+        graph = self.graph()
+        for name, names in graph.items():
             rec = self.services[name]
             rec.needs = [self.services[n] for n in names if n in self.services]
             for dep in rec.needs:
                 dep.needed_by.append(rec)
+        return graph
 
     def _problems(self, added: list[Record]) -> dict[str, str]:
         """What forbids starting each of the records just added (name -> one message): an
@@ -150,7 +154,7 @@ class Supervisor:
                     envdir.service_env({}, rec.spec.path)
             except ConfigError as e:
                 problems.setdefault(rec.name, f"service {rec.name}: {e}")
-        graph = self.graph()
+        graph = self._graph
         for rec in added:
             problem = dependencies.missing(graph, rec.name)
             if problem:
