@@ -104,7 +104,7 @@ def run_graphs(plan: workloads.Plan) -> list[dict[str, Any]]:
         out: dict[str, Any] = {"shape": tool.shape, "n": n, "rep": rep}
         root = Path(tempfile.mkdtemp(prefix=f"ignity-bench-graph-{tool.shape}-{n}-"))
         try:
-            out["boot_ms"] = workloads.boot_only(tool, n, plan, root)
+            out["boot_ms"], out["boot_cpu_ms"] = workloads.boot_only(tool, n, plan, root)
         except (workloads.Failed, OSError, RuntimeError) as e:
             out["error"] = str(e)
         finally:
