@@ -7,7 +7,9 @@ exec errors in the parent (glibc >= 2.24, musl) and is vfork-fast. Two spawns ne
 child before exec, which posix_spawn cannot run, and fork instead: a CMD that must become the
 terminal's foreground process group (``tcsetpgrp``), and a service started as another user
 (setgroups, setgid, setuid: a servicedir's ``user`` file). ignity has no threads, so the child of
-a fork may run Python until it execs (STYLE.md pitfall 10).
+a fork may run Python until it execs (STYLE.md pitfall 10). The CMD forks too: posix_spawn goes
+through ctypes, and loading ctypes (≈ 2.5 ms) costs more than one fork of ignity, so ``/init CMD``
+without services or scripts never loads it.
 
 This module never waits for a child: the loop is the only code that calls waitpid.
 """
@@ -86,7 +88,7 @@ def _safe_fd_map(fds: Mapping[int, int]) -> tuple[list[tuple[int, int]], list[in
 
 def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int] | None = None,
           cwd: str | None = None, new_session: bool = False, new_group: bool = False,
-          tty_fd: int | None = None, user: Account | None = None) -> int:
+          tty_fd: int | None = None, user: Account | None = None, one_off: bool = False) -> int:
     """Start ``argv`` and return its pid; raise SpawnError (127/126) if it cannot be executed.
 
     ``fds`` maps child fd -> ignity fd (fds not named are inherited only for 0, 1, 2).
@@ -94,6 +96,8 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int]
     ``tty_fd``: also make that group the foreground group of this terminal.
     ``user``: the child takes these supplementary groups, gid and uid before exec (the caller sets
     HOME, USER, LOGNAME in ``env``); a no-op when ignity already runs with exactly those ids.
+    ``one_off``: a child started once per container (the CMD): fork+exec, with the same guarantees,
+    rather than loading ctypes for posix_spawn.
     """
     path = resolve(argv[0], env)
     actions, temporary = _safe_fd_map(fds or {})
@@ -102,7 +106,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], *, fds: Mapping[int, int]
     if _oom is not None:
         _oom.for_child()
     try:
-        if tty_fd is not None or user is not None:
+        if one_off or tty_fd is not None or user is not None:
             return _fork_exec(path, argv, env, actions, cwd, new_session, new_group, tty_fd, user)
         return _posix_spawn(path, argv, env, actions, cwd, new_session, new_group)
     except SpawnError as e:

@@ -323,7 +323,7 @@ class Init:
     def _start_cmd(self, env: dict[str, str]) -> None:
         tty_fd = 0 if _is_tty(0) else None
         try:
-            pid = spawn.spawn(self.cmd, env, new_group=True, tty_fd=tty_fd)
+            pid = spawn.spawn(self.cmd, env, new_group=True, tty_fd=tty_fd, one_off=True)
         except SpawnError as e:
             log.error(f"CMD: {e}")
             self.cmd_status = e.code
