@@ -184,7 +184,8 @@ def _ignity_launcher() -> str | None:
         venv.create(IGNITY_HOME, clear=True, symlinks=False)
     launcher = IGNITY_HOME / "init"
     launcher.write_text(
-        f"#!{python} -IS\n# written by bench/peers.py, like install.sh's /init\nimport sys\n"
+        f"#!{python} -IS\n# written by bench/peers.py, like install.sh's /init\nimport _signal as signal\n"
+        "import sys\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\n"
         f"sys.path[:0] = [{str(src)!r}, {sysconfig.get_paths()['purelib']!r}]\n"
         "from ignity.cli import main\nsys.exit(main(['init', *sys.argv[1:]]))\n")
     launcher.chmod(0o755)
