@@ -3,9 +3,9 @@
 # becomes the container's
 echo "cmd: services are up:"
 ignity status
-echo "cmd: starting the worker, which has a down file"
+echo "cmd: starting the worker, which has a down file, and waiting until it is ready"
 ignity svc -u worker
-ignity wait -u -t 2000 worker
+ignity wait -U -t 5000 worker
 ignity status worker
 echo "cmd: exiting 3: the container exits 3"
 exit 3
