@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable
 
 from .record import Record
-from .service import Event, KillGroup, SetDeadline, Want
+from .service import Event, KillGroup, LastExit, SetDeadline, Want
 from .servicedir import ServiceSpec
 
 
@@ -46,7 +46,7 @@ class StartDown(Record):
     """Spawn ``down``."""
 
 
-class Oneshot:
+class Oneshot(LastExit):
     """The record of one oneshot; the attributes that status and waiters read are those of
     ``service.Service``."""
 
@@ -114,17 +114,6 @@ class Oneshot:
             return "up"
         return "failed" if self.state is OneshotState.FAILED else "down"
 
-    @property
-    def last_exit_code(self) -> int | None:
-        if self.last_status is None or os.WIFSIGNALED(self.last_status):
-            return None
-        return os.WEXITSTATUS(self.last_status)
-
-    @property
-    def last_signal(self) -> int | None:
-        if self.last_status is None or not os.WIFSIGNALED(self.last_status):
-            return None
-        return os.WTERMSIG(self.last_status)
 
 
 Handler = Callable[[Oneshot, object, float], list]

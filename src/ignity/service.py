@@ -170,7 +170,27 @@ class SetDeadline(_Effect):
         self._set(when=when)
 
 
-class Service:
+class LastExit:
+    """``last_exit_code`` and ``last_signal`` (status JSON) from a record's ``last_status``: shared
+    by services and oneshots."""
+
+    __slots__ = ()
+    last_status: int | None
+
+    @property
+    def last_exit_code(self) -> int | None:
+        if self.last_status is None or os.WIFSIGNALED(self.last_status):
+            return None
+        return os.WEXITSTATUS(self.last_status)
+
+    @property
+    def last_signal(self) -> int | None:
+        if self.last_status is None or not os.WIFSIGNALED(self.last_status):
+            return None
+        return os.WTERMSIG(self.last_status)
+
+
+class Service(LastExit):
     """The one record of a service, or of a logger ("web/log"): everything ignity knows about it.
 
     Three kinds of fields, kept in this one place so that nothing about a service lives in a
@@ -276,17 +296,6 @@ class Service:
         at shutdown, and `ignity wait -D`."""
         return self.state in (State.DOWN, State.BACKOFF, State.WAITING)
 
-    @property
-    def last_exit_code(self) -> int | None:
-        if self.last_status is None or os.WIFSIGNALED(self.last_status):
-            return None
-        return os.WEXITSTATUS(self.last_status)
-
-    @property
-    def last_signal(self) -> int | None:
-        if self.last_status is None or not os.WIFSIGNALED(self.last_status):
-            return None
-        return os.WTERMSIG(self.last_status)
 
 
 def supervised(svc: Service) -> bool:
