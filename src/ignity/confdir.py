@@ -25,3 +25,8 @@ def visible_entries(directory: str) -> list[str]:
 def visible_files(directory: str) -> list[str]:
     """``visible_entries`` that are files (or links to files): env files, scripts."""
     return [p for p in visible_entries(directory) if os.path.isfile(p)]
+
+
+def visible_dirs(directory: str) -> list[str]:
+    """``visible_names`` of ``directory`` that are directories (or links to ones): service dirs."""
+    return [name for name in visible_names(directory) if os.path.isdir(os.path.join(directory, name))]

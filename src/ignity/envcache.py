@@ -9,8 +9,11 @@ waiting. ``get()`` reads the inotify fd (non-blocking, one system call) before i
 cache; the loop watches the fd too, so events never pile up in the kernel. Nothing is polled:
 an idle ignity makes no system call for this.
 
-The watch is set up at the second read, not the first: a container whose envdir is read once
-(``/init CMD`` without services or init scripts) never pays for it. Closing an inotify instance
+The first read is free when stage 1 hands over what it wrote (``written``): until ignity
+starts its first process, only ignity has touched the envdir, and its files hold exactly that
+mapping (the value plus one newline, read back as the value). The watch is set up at the second
+read, not the first: a container whose envdir is read once (``/init CMD`` without services or
+init scripts) never pays for it. Closing an inotify instance
 that holds a watch waits for the kernel's SRCU grace period (≈ 20 ms, more than the whole rest
 of ignity's start-up), and that close happens when ignity exits.
 
@@ -45,8 +48,9 @@ class EnvCache:
     returned is shared between calls until the envdir changes: callers must not modify it (the
     spawn module then also reuses its encoded form)."""
 
-    def __init__(self, loop: Loop, base: Mapping[str, str], path: str):
+    def __init__(self, loop: Loop, base: Mapping[str, str], path: str, written: dict[str, str] | None = None):
         self._loop = loop
+        self._written = written  # the first read's answer: see above
         self._base = dict(base)
         self._path = path
         self._fd: int | None = None
@@ -57,8 +61,9 @@ class EnvCache:
 
     def get(self) -> dict[str, str]:
         self._reads += 1
-        if self._reads == 1:
-            return envdir.overlay(self._base, self._path)  # maybe the only read: see above
+        if self._reads == 1:  # maybe the only read: see above
+            written, self._written = self._written, None
+            return written if written is not None else envdir.overlay(self._base, self._path)
         if self._reads == 2:
             self._open()
         if self._fd is not None:

@@ -10,9 +10,8 @@ this module says so before anything starts, with the numbers and the fix, instea
 from __future__ import annotations
 
 import os
-import resource
 
-from .servicedir import service_names
+from .confdir import visible_dirs
 
 # a spawn may need two more for a moment (a notification pipe), a few control clients one each
 HEADROOM = 8
@@ -27,7 +26,7 @@ class Budget:
 
     def __init__(self, services_dir: str):
         self.services = self.loggers = self.notified = 0
-        for name in service_names(services_dir):
+        for name in visible_dirs(services_dir):
             path = os.path.join(services_dir, name)
             self.services += 1
             self.notified += os.path.exists(os.path.join(path, "notification-fd"))
@@ -50,11 +49,14 @@ class Budget:
 
 
 def limit() -> int:
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    """The soft RLIMIT_NOFILE, -1 when unlimited. sysconf asks getrlimit (glibc and musl alike)
+    without opening anything, so it answers when the descriptors are gone, and it spares every
+    start the ``resource`` module (~0.3 ms)."""
+    return os.sysconf("SC_OPEN_MAX")
 
 
 def unlimited(value: int) -> bool:
-    return value == resource.RLIM_INFINITY
+    return value < 0
 
 
 def _open_count() -> int:

@@ -14,11 +14,12 @@ and the loop acts on it after ``select`` returns (handlers run between bytecodes
 
 from __future__ import annotations
 
-# _signal, _socket and epoll rather than `signal`, `socket` and `selectors`: their enums and
-# namedtuples would cost ~4 ms of every container start
+# _signal, _socket, _heapq and epoll rather than `signal`, `socket`, `heapq` and `selectors`:
+# the same calls without their enums, namedtuples and pure-Python parts, which would cost ~4 ms
+# of every container start
+import _heapq as heapq
 import _signal as signal
 import _socket
-import heapq
 import itertools
 import math
 import os

@@ -25,49 +25,19 @@ from __future__ import annotations
 
 import os
 
-from . import confdir, log
+from . import confdir, log, servicedir
 from .errors import ConfigError
+from .s6detect import MARKER, root
 from .s6settings import S6Settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: `collections` costs ~1.4 ms at start-up
     from collections.abc import Callable, Mapping
 
-MARKER = "s6-compat"
-LEGACY_DIRS = ("s6-overlay", "services.d", "cont-init.d", "cont-finish.d", "fix-attrs.d")
 HALT_NAMES = ("halt", "poweroff", "reboot")
 EXITCODE_DIR = "run/s6-linux-init-container-results"
 
 RunScript = "Callable[[str, list[str] | None], int]"  # (path for messages, argv or None) -> status
-
-
-def root(env: Mapping[str, str]) -> str:
-    value = env.get("IGNITY_S6_ROOT") or "/"
-    if not os.path.isabs(value):
-        raise ConfigError(f"IGNITY_S6_ROOT={value!r} must be an absolute path")
-    return value
-
-
-def enabled(env: Mapping[str, str], conf_dir: str) -> bool:
-    value = env.get("IGNITY_S6_COMPAT") or None
-    if value is None:
-        return os.path.exists(os.path.join(conf_dir, MARKER))
-    if value not in ("0", "1"):
-        raise ConfigError(f"IGNITY_S6_COMPAT={value!r} must be 0 or 1")
-    return value == "1"
-
-
-def notice(env: Mapping[str, str]) -> None:
-    """Compatibility off: one line when the image has s6-overlay's directories."""
-    try:
-        etc = os.path.join(root(env), "etc")
-    except ConfigError:
-        return
-    found = [f"/etc/{d}" for d in LEGACY_DIRS if os.path.isdir(os.path.join(etc, d))]
-    if found:
-        log.warn(f"{', '.join(found)} found but not used: this image is made for s6-overlay; install ignity with "
-                 "install.sh --s6-compat (or set IGNITY_S6_COMPAT=1) to run it as is, or move them to /etc/ignity "
-                 "(docs/migrating.md)")
 
 
 class Compat:
@@ -181,23 +151,23 @@ class Compat:
         else:
             log.warn(f"{what}: going on (S6_BEHAVIOUR_IF_STAGE2_FAILS={self.s6.behaviour})")
 
-    def copy_services(self, copy_tree: Callable[[str, str], None], state_dir: str, own: str, run_dir: str) -> None:
+    def copy_services(self, state_dir: str, own: str, run_dir: str) -> None:
         """ignity's own services, then /etc/services.d, then the s6-rc longruns and oneshots
         (translated into RUN_DIR/s6-rc), into services-state/: a name already there keeps the
         first one, with a warning."""
         legacy = os.path.join(self.etc, "services.d")
         sources = [own, legacy]
-        generated = self._s6_rc(os.path.join(run_dir, "s6-rc"), _service_names(legacy))
+        generated = self._s6_rc(os.path.join(run_dir, "s6-rc"), confdir.visible_dirs(legacy))
         if generated is not None:
             sources.append(generated)
         seen: dict[str, str] = {}
         for source in sources:
-            for name in _service_names(source):
+            for name in confdir.visible_dirs(source):
                 if name in seen:
                     log.warn(f"service {name} is in both {seen[name]} and {source}: using {seen[name]}/{name}")
                 else:
                     seen[name] = source
-            copy_tree(source, state_dir)
+            servicedir.copy_tree(source, state_dir)
 
     def _s6_rc(self, out: str, legacy: list[str]) -> str | None:
         """/etc/s6-overlay/s6-rc.d as service directories under ``out``; None when there is none."""
@@ -229,10 +199,6 @@ class Compat:
 
     def exit_code(self) -> int | None:
         return read_exitcode(self.root)
-
-
-def _service_names(directory: str) -> list[str]:
-    return [n for n in confdir.visible_names(directory) if os.path.isdir(os.path.join(directory, n))]
 
 
 def read_exitcode(root_dir: str) -> int | None:

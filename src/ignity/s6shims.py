@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import accounts, client, envdir, execline, log, s6compat, s6settings, settings, setuidgid
+from . import accounts, client, envdir, execline, log, s6compat, s6detect, s6settings, settings, setuidgid
 from .errors import ConfigError, IgnityError
 
 S6_USAGE, S6_NOT_SUPERVISED, S6_SYSTEM, S6_TIMEOUT = 100, 102, 111, 99
@@ -279,7 +279,7 @@ def halt(args: list[str]) -> int:
     /run/s6-linux-init-container-results/exitcode (0 when there is none)."""
     if args:
         raise Usage(f"takes no argument, got {args[0]!r}")
-    _request({"cmd": "halt", "exit_code": s6compat.read_exitcode(s6compat.root(os.environ))})
+    _request({"cmd": "halt", "exit_code": s6compat.read_exitcode(s6detect.root(os.environ))})
     return 0
 
 

@@ -15,15 +15,16 @@ import _signal as signal  # not `signal`: its enums cost ~3 ms of every containe
 import errno
 import os
 import stat
-from collections.abc import Callable
 
 from . import log
-from .confdir import visible_names
+from .confdir import visible_dirs, visible_names
 from .errors import IgnityError
 from .record import Record
 
-TYPE_CHECKING = False  # without importing typing (~7 ms at start-up)
+TYPE_CHECKING = False  # without importing typing (~7 ms at start-up), nor collections (~1.2 ms)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .accounts import Account
 
 DEFAULT_TIMEOUT_FINISH_MS = 5000  # SPEC §7, s6-supervise's default
@@ -343,7 +344,7 @@ def read_stop_knobs(spec: ServiceSpec) -> ServiceSpec:
 
 def service_names(directory: str) -> list[str]:
     """Names of the service directories under ``directory``, byte order, dot-names left out."""
-    return [name for name in visible_names(directory) if os.path.isdir(os.path.join(directory, name))]
+    return visible_dirs(directory)
 
 
 # the programs of a service: linked, not copied, into the live copy (see copy_tree)

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import _signal as signal  # not `signal`: its enums cost ~3 ms of every start
 import errno
+import gc
 import os
 import sys
 import time
 
-from . import confdir, envdir, fdlimit, log, scripts, servicedir, spawn
+from . import confdir, envdir, fdlimit, log, spawn
 from .control import ControlServer
 from .envcache import EnvCache
 from .errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, SpawnError, describe, exit_code, signal_name
 from .loop import Loop, Timer
-from .s6compat import Compat
 from .settings import DEFAULT_PATH, Settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from .s6compat import Compat  # loaded by cli only when the compatibility is on
     from .supervisor import Supervisor
 
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -69,13 +72,13 @@ class Init:
     def run(self) -> int:
         self._prepare_process()
         try:
-            base_env = self._stage1()
+            base_env, written = self._stage1()
         except ConfigError as e:
             log.fatal(str(e))
             return EXIT_CONFIG
         code: int | None = None
         try:
-            self._stage2(base_env)
+            self._stage2(base_env, written)
         except InitFailed as e:
             code = e.code
         except ConfigError as e:
@@ -160,7 +163,9 @@ class Init:
             log.warn(f"not PID 1 and unable to become a child subreaper ({e}): orphans will not be reaped")
 
     # ---- stage 1 ------------------------------------------------------------------------------------
-    def _stage1(self) -> dict[str, str]:
+    def _stage1(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The runtime dir and the envdir; returns ignity's own environment (the base every
+        child's is laid over) and what the envdir now holds laid over it."""
         os.environ.setdefault("PATH", DEFAULT_PATH)
         run_dir = self.settings.run_dir
         try:
@@ -176,7 +181,7 @@ class Init:
                 f"uid {os.geteuid()}: mount a tmpfs at {run_dir}, or run preboot at image build time)"
             ) from None
         log.info(f"stage 1 done: runtime dir {run_dir}, {len(merged)} variables")
-        return container
+        return container, merged
 
     # ---- stage 2 ------------------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
@@ -185,9 +190,9 @@ class Init:
         assert self.env_cache is not None
         return self.env_cache.get()
 
-    def _stage2(self, base_env: dict[str, str]) -> None:
+    def _stage2(self, base_env: dict[str, str], written: dict[str, str]) -> None:
         settings = self.settings
-        self.env_cache = EnvCache(self.loop, base_env, settings.envdir)
+        self.env_cache = EnvCache(self.loop, base_env, settings.envdir, written)
         if confdir.visible_entries(settings.conf("templates")):
             self._render_templates(base_env)
         if not settings.skip_perms and confdir.visible_entries(settings.conf("perms")):
@@ -195,6 +200,10 @@ class Init:
         if self.compat is not None and not settings.skip_perms:
             self.compat.fix_attrs(_apply_fix_attrs)
         self.control = ControlServer(self.loop, settings.control_socket, self._get_supervisor, self._on_halt)
+        # the init is loaded: what exists now lives until exit, so collections skip it from here on
+        # (cli turned collection off while it loaded)
+        gc.freeze()
+        gc.enable()
         if settings.http_addr is not None:
             self._listen_http(*settings.http_addr)
         if self.compat is not None:
@@ -215,7 +224,7 @@ class Init:
         if self.stopping:
             return
         if self.compat is not None:
-            self.compat.copy_services(servicedir.copy_tree, settings.state_dir, settings.conf("services"),
+            self.compat.copy_services(settings.state_dir, settings.conf("services"),
                                       settings.run_dir)
         self.fd_budget = fdlimit.Budget(settings.conf("services"))
         limit = fdlimit.limit()
@@ -285,7 +294,7 @@ class Init:
         """One init script (or cont-init.d script, or command line), signals passed to its group."""
         name = os.path.basename(path)
         self.control.set_booting(name)
-        code = scripts.run(self.loop, path, self._env(), started=self._script_started, argv=argv)
+        code = self._run_script(path, self._env(), started=self._script_started, argv=argv)
         self.script_pgid = None
         if self.script_kill is not None:
             self.script_kill.cancel()
@@ -294,6 +303,13 @@ class Init:
             log.lifecycle(f"boot stopped: halt requested while init script {name} ran")
             raise InitFailed(self.halt_code or 0)
         return code
+    def _run_script(self, path: str, env: dict[str, str], **options: Any) -> int:
+        """scripts.run, loaded by the first init or finalize script: a container without
+        any never imports it."""
+        from . import scripts
+
+        return scripts.run(self.loop, path, env, **options)
+
     def _fd_shortage(self) -> str:
         """What an EMFILE in stage 2 means, and the fix (the budget is known once the init
         scripts ran; before, the limit alone is said)."""
@@ -414,16 +430,16 @@ class Init:
         for path in confdir.visible_entries(settings.conf("finalize")):
             if os.path.isdir(path):
                 continue
-            code = scripts.run(self.loop, path, envdir.overlay(base, settings.envdir),
-                               timeout_ms=settings.kill_finalize_maxtime_ms)
+            code = self._run_script(path, envdir.overlay(base, settings.envdir),
+                                    timeout_ms=settings.kill_finalize_maxtime_ms)
             if code != 0:
                 log.lifecycle(f"finalize script {os.path.basename(path)} {_status_words(code)}")
         if sup is not None:
             # the supervisor SIGKILLs what is left at the grace deadline, so this ends by then
             self.loop.run_until(sup.all_down)
         if self.compat is not None:  # s6-overlay runs cont-finish.d once the services are down
-            self.compat.finish_scripts(lambda path, argv: scripts.run(
-                self.loop, path, envdir.overlay(base, settings.envdir), timeout_ms=settings.kill_finalize_maxtime_ms))
+            self.compat.finish_scripts(lambda path, argv: self._run_script(
+                path, envdir.overlay(base, settings.envdir), timeout_ms=settings.kill_finalize_maxtime_ms))
         self._kill_everything()
         if self.control is not None:
             self.control.close()

@@ -96,3 +96,30 @@ def test_a_symlink_in_the_envdir_turns_the_cache_off(tmp_path):
     assert cache.get()["L"] == "1"
     target.write_text("2\n")  # no event in the envdir: only a fresh read sees it
     assert cache.get()["L"] == "2"
+
+
+def test_the_first_read_is_what_stage_1_wrote(tmp_path):
+    # before ignity's first process, the envdir holds what stage 1 wrote: not read back
+    d, readers, _ = make(tmp_path, {"A": "x"})
+    written = {"BASE": "1", "A": "x"}
+    cache = EnvCache(readers, {"BASE": "1", "A": "base"}, str(d), written)
+    calls = []
+    real = envdir.overlay
+    envdir.overlay = lambda *a: calls.append(a) or real(*a)
+    try:
+        assert cache.get() is written
+        assert calls == []
+        (d / "A").write_text("changed by an init script\n")
+        assert cache.get()["A"] == "changed by an init script"
+        assert len(calls) == 1
+    finally:
+        envdir.overlay = real
+
+
+def test_what_stage_1_writes_reads_back_the_same(tmp_path):
+    # the premise of the free first read: write then overlay is the identity on the merged env,
+    # whatever the values hold (newlines, empty, undecodable bytes) and with names left unwritten
+    merged = {"EMPTY": "", "LINES": "a\nb\n", "TRAIL": "x\n", "BYTES": "caf\udce9", "NOT.A.NAME": "kept",
+              "SPACE": " y "}
+    envdir.write(str(tmp_path / "envs"), merged)
+    assert envdir.overlay(merged, str(tmp_path / "envs")) == merged

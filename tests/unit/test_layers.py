@@ -8,7 +8,7 @@ LAYERS = {
     "errors": 0, "log": 0, "protocol": 0, "record": 0, "confdir": 0, "logformat": 0, "execline": 0,
     "metrics": 0, "health": 0,
     "settings": 1, "envdir": 1, "servicedir": 1, "accounts": 1, "render": 1, "logconf": 1, "logdir": 1,
-    "s6settings": 1, "s6rc": 1, "dependencies": 1, "resources": 1,
+    "s6settings": 1, "s6detect": 1, "s6rc": 1, "dependencies": 1, "resources": 1,
     "spawn": 2, "loop": 2, "setuidgid": 2, "perms": 2, "templates": 2, "logpump": 2, "s6compat": 2, "fdlimit": 2,
     "service": 3, "oneshot": 3, "supervisor": 3, "scripts": 3, "preboot": 3, "envcache": 3,
     "control": 4, "client": 4, "httpd": 4,
