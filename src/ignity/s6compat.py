@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from . import confdir, log, servicedir
+from . import confdir, log
 from .errors import ConfigError
 from .s6detect import MARKER, root
 from .s6settings import S6Settings
@@ -151,10 +151,10 @@ class Compat:
         else:
             log.warn(f"{what}: going on (S6_BEHAVIOUR_IF_STAGE2_FAILS={self.s6.behaviour})")
 
-    def copy_services(self, state_dir: str, own: str, run_dir: str) -> None:
-        """ignity's own services, then /etc/services.d, then the s6-rc longruns and oneshots
-        (translated into RUN_DIR/s6-rc), into services-state/: a name already there keeps the
-        first one, with a warning."""
+    def service_sources(self, own: str, run_dir: str) -> list[str]:
+        """Where the services come from, in order: ignity's own, then /etc/services.d, then the
+        s6-rc longruns and oneshots (translated into RUN_DIR/s6-rc). A name in more than one
+        keeps the first (the supervisor copies them in this order), with a warning."""
         legacy = os.path.join(self.etc, "services.d")
         sources = [own, legacy]
         generated = self._s6_rc(os.path.join(run_dir, "s6-rc"), confdir.visible_dirs(legacy))
@@ -167,7 +167,7 @@ class Compat:
                     log.warn(f"service {name} is in both {seen[name]} and {source}: using {seen[name]}/{name}")
                 else:
                     seen[name] = source
-            servicedir.copy_tree(source, state_dir)
+        return sources
 
     def _s6_rc(self, out: str, legacy: list[str]) -> str | None:
         """/etc/s6-overlay/s6-rc.d as service directories under ``out``; None when there is none."""

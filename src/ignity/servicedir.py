@@ -235,10 +235,14 @@ def _read_knobs(path: str, files: tuple[str, ...], last: ServiceSpec | None,
     return values, tuple(unread)
 
 
-def read_spec(name: str, path: str, last: ServiceSpec | None = None) -> ServiceSpec:
+def read_spec(name: str, path: str, last: ServiceSpec | None = None, origin: str | None = None) -> ServiceSpec:
     """Parse the knob files of one (live) service directory. A knob file that exists but cannot
     be read keeps ``last``'s value, else the default, and is listed in ``unread``: never read
-    as absent without the caller knowing."""
+    as absent without the caller knowing.
+
+    The dependencies are read once, when the service is added: from ``origin/dependencies.d``
+    for a directory copied from there (copy_tree leaves it out of the live copy), else from the
+    live copy's own. A later read (``last`` given) keeps them."""
     def knob(file: str) -> str:
         return os.path.join(path, file)
 
@@ -274,7 +278,7 @@ def read_spec(name: str, path: str, last: ServiceSpec | None = None) -> ServiceS
         has_log=has_log,
         unread=unread,
         type=kind,
-        dependencies=tuple(visible_names(knob("dependencies.d"))) if there("dependencies.d") else (),
+        dependencies=_dependencies(path, there("dependencies.d"), last, origin),
         user=user,
         user_name=user_name,
         user_env=user_env,
@@ -286,6 +290,14 @@ def read_spec(name: str, path: str, last: ServiceSpec | None = None) -> ServiceS
         halt_on_failure=there("halt-on-failure") and os.path.exists(knob("halt-on-failure")),
         **values,
     )
+
+
+def _dependencies(path: str, live: bool, last: ServiceSpec | None, origin: str | None) -> tuple[str, ...]:
+    if last is not None:
+        return last.dependencies
+    if origin is not None:
+        return tuple(visible_names(os.path.join(origin, "dependencies.d")))
+    return tuple(visible_names(os.path.join(path, "dependencies.d"))) if live else ()
 
 
 def _listing(path: str) -> frozenset[str] | None:
@@ -364,9 +376,9 @@ def _copy_entry(source: str, target: str) -> str:
 
 
 def _not_copied(with_deps: list[str]) -> Callable[[str, list[str]], list[str]]:
-    """copytree's ignore: dot-names (SPEC §2), and dependencies.d/, which is linked (copy_tree).
-    The directories that hold a ``dependencies.d`` are noted in ``with_deps``: copy_tree then
-    links only those, without a stat of each service's two possible places."""
+    """copytree's ignore: dot-names (SPEC §2), and dependencies.d/, which is read where it is.
+    The directories that hold a ``dependencies.d`` are noted in ``with_deps``, for copy_tree's
+    answer."""
     def ignore(directory: str, names: list[str]) -> list[str]:
         if "dependencies.d" in names:
             with_deps.append(directory)
@@ -374,23 +386,27 @@ def _not_copied(with_deps: list[str]) -> Callable[[str, list[str]], list[str]]:
     return ignore
 
 
-def copy_tree(source: str, state: str) -> None:
+def copy_tree(source: str, state: str) -> dict[str, str]:
     """Copy ``services/`` to ``services-state/`` (SPEC §3 stage 2.3); dot-files are left out
-    everywhere (SPEC §2).
+    everywhere (SPEC §2). Returns, for each live directory copied (a service's, its ``log/``)
+    whose original holds a ``dependencies.d/``, that original: read_spec's ``origin``.
 
     ``run``, ``finish`` and ``check`` (of services and loggers) are symlinks to the originals rather than
     copies: the runtime dir is often a tmpfs mounted ``noexec`` (Docker's ``--tmpfs`` default), and
-    exec follows the link to a file system that allows it. ``dependencies.d/`` is a symlink too:
-    it is read only at boot and at a rescan, and copying its many empty files would cost a boot
-    with a dependency graph more than the graph itself. Everything else is copied, so knob files
-    can be edited in the live copy. Symlinks in ``services/`` are followed.
+    exec follows the link to a file system that allows it. ``dependencies.d/`` is not copied at
+    all: it is read once, from the original, when the service is added, and a copy (or a link)
+    per service would cost a boot with a dependency graph more than the graph itself. Everything
+    else is copied, so knob files can be edited in the live copy. Symlinks in ``services/`` are
+    followed.
     """
     os.makedirs(state, exist_ok=True)
+    origins: dict[str, str] = {}
     names = service_names(source)
     if not names:
-        return
+        return origins
     import shutil  # ~4 ms of imports (bz2, lzma): only when there are services to copy
 
+    source = os.path.abspath(source)  # the origins are read later, whatever the cwd then
     for name in names:
         origin, target = os.path.join(source, name), os.path.join(state, name)
         if os.path.exists(target):
@@ -398,9 +414,10 @@ def copy_tree(source: str, state: str) -> None:
         with_deps: list[str] = []
         try:
             shutil.copytree(origin, target, copy_function=_copy_entry, ignore=_not_copied(with_deps))
-            # the service's own, its logger's
-            for directory, deps in ((origin, "dependencies.d"), (os.path.join(origin, "log"), "log/dependencies.d")):
-                if directory in with_deps and os.path.isdir(os.path.join(origin, deps)):
-                    os.symlink(os.path.join(os.path.abspath(origin), deps), os.path.join(target, deps))
+            # the service's own, its logger's (a deeper one is no one's: neither copied nor read)
+            for directory, live in ((origin, target), (os.path.join(origin, "log"), os.path.join(target, "log"))):
+                if directory in with_deps:
+                    origins[live] = directory
         except (OSError, shutil.Error) as e:
             log.warn(f"service {name}: unable to copy {origin} to {target}: {e}")
+    return origins

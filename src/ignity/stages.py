@@ -223,16 +223,16 @@ class Init:
                 raise InitFailed(code if code != 0 else 128 + (self.stop_signal or signal.SIGTERM))
         if self.stopping:
             return
+        sources = [settings.conf("services")]
         if self.compat is not None:
-            self.compat.copy_services(settings.state_dir, settings.conf("services"),
-                                      settings.run_dir)
+            sources = self.compat.service_sources(sources[0], settings.run_dir)
         self.fd_budget = fdlimit.Budget(settings.conf("services"))
         limit = fdlimit.limit()
         if not fdlimit.unlimited(limit) and self.fd_budget.needed > limit:
             raise ConfigError(self.fd_budget.shortage(limit))
         if self.fd_budget.services or self.compat is not None:
             supervisor = self._get_supervisor()
-            supervisor.load(settings.conf("services"))
+            supervisor.load(*sources)
             self.control.booted()
             supervisor.start_all()
         else:

@@ -85,23 +85,31 @@ class Supervisor:
         self._graph: dict[str, list[str]] = {}  # as of the last load or rescan, for _problems
 
     # ---- the table of services ------------------------------------------------------------------
-    def load(self, services_dir: str) -> None:
-        """Copy ``services/`` to the live ``services-state/`` and add a record for each service.
-        ConfigError (the boot stops with 100) for what no start could fix: an unusable ``user``
-        or ``type``, an ``env`` that cannot be parsed, a missing dependency, a cycle."""
-        servicedir.copy_tree(services_dir, self.settings.state_dir)
-        added = self._add_new()
+    def load(self, *sources: str) -> None:
+        """Copy the service directories of ``sources`` (``services/``, and with the s6-overlay
+        layer its directories after it: a name already live keeps the first copy) to the live
+        ``services-state/`` and add a record for each service. ConfigError (the boot stops with
+        100) for what no start could fix: an unusable ``user`` or ``type``, an ``env`` that
+        cannot be parsed, a missing dependency, a cycle."""
+        origins: dict[str, str] = {}
+        for source in sources:
+            origins.update(servicedir.copy_tree(source, self.settings.state_dir))
+        added = self._add_new(origins)
         problems = self._problems(added)
         if problems:
             raise ConfigError(next(iter(problems.values())))
 
-    def _add_new(self) -> list[Record]:
+    def _add_new(self, origins: dict[str, str] | None = None) -> list[Record]:
+        """A record for each live directory without one; ``origins`` (copy_tree's answer) says
+        where the dependencies of a copied one are read."""
+        origins = origins or {}
         added: list[Record] = []
         state_dir = self.settings.state_dir
         for name in servicedir.service_names(state_dir):
             if name in self.services:
                 continue
-            spec = servicedir.read_spec(name, os.path.join(state_dir, name))
+            path = os.path.join(state_dir, name)
+            spec = servicedir.read_spec(name, path, origin=origins.get(path))
             if spec.oneshot:
                 self.services[name] = shot = Oneshot(spec)
                 added.append(shot)
@@ -110,7 +118,7 @@ class Supervisor:
             self.services[name] = svc
             added.append(svc)
             if spec.has_log and not logconf.is_builtin(spec.log_dir):
-                logger_spec = servicedir.read_spec(f"{name}/log", spec.log_dir)
+                logger_spec = servicedir.read_spec(f"{name}/log", spec.log_dir, origin=origins.get(spec.log_dir))
                 logger = Service(logger_spec, want=Want.DOWN if logger_spec.down else Want.UP, main=svc)
                 self.services[logger.name] = logger
                 added.append(logger)
@@ -605,7 +613,7 @@ class Supervisor:
         spec = shot.spec
         program = spec.up if which == "up" else spec.down_program
         if shot.spawns or shot.state is OneshotState.STOPPING:
-            shot.spec = spec = servicedir.read_spec(shot.name, spec.path)
+            shot.spec = spec = servicedir.read_spec(shot.name, spec.path, spec)
         try:
             env = self._service_env(spec)
             if not os.path.exists(program):

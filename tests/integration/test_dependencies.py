@@ -117,6 +117,13 @@ def test_status_json_carries_the_graph(ct):
     assert doc["dependencies"] == {"app": ["db", "app/log"], "app/log": ["db"], "db": []}
     app = {s["name"]: s for s in doc["services"]}["app"]
     assert (app["type"], app["user"], app["waiting_on"]) == ("longrun", None, [])
+    # read once, from services/ (the live copy has none): a stop and a start keep them
+    assert not (ct.run_dir / "services-state" / "app" / "dependencies.d").exists()
+    ct.ctl("svc", "-d", "app")
+    ct.ctl("wait", "-D", "-t", "10000", "app")
+    ct.ctl("svc", "-u", "app")
+    ct.wait_up("app", ready=True)
+    assert json.loads(ct.ctl("status", "--json").stdout)["dependencies"] == doc["dependencies"]
 
 
 # ---- oneshots -------------------------------------------------------------------------------------

@@ -137,6 +137,34 @@ def test_type_dependencies_oneshot_knobs(tmp_path):
     assert spec.up == str(d / "up") and spec.down_program == str(d / "down")
 
 
+def test_dependencies_are_read_where_they_were_copied_from(tmp_path):
+    # the live copy has no dependencies.d/ (no copy, no link: a graph costs a boot nothing per
+    # service but the one listing); copy_tree says where each copied directory's are
+    src = tmp_path / "services"
+    for path in ("app/dependencies.d/redis", "app/log/dependencies.d/mkdirs", "app/data/dependencies.d/x"):
+        (src / path).parent.mkdir(parents=True, exist_ok=True)
+        (src / path).write_text("")
+    (src / "app" / "log" / "run").write_text("#!/bin/sh\n")
+    (src / "redis").mkdir()
+    state = tmp_path / "state"
+    origins = servicedir.copy_tree(str(src), str(state))
+    live = state / "app"
+    assert origins == {str(live): str(src / "app"), str(live / "log"): str(src / "app" / "log")}
+    assert not (live / "dependencies.d").exists() and not (live / "log" / "dependencies.d").exists()
+    assert not (live / "data" / "dependencies.d").exists()  # a deeper one is no one's
+    spec = servicedir.read_spec("app", str(live), origin=origins[str(live)])
+    assert spec.dependencies == ("redis",)
+    logger = servicedir.read_spec("app/log", spec.log_dir, origin=origins[spec.log_dir])
+    assert logger.dependencies == ("mkdirs",)
+    # read once: a later read (a restart) keeps them, whatever the live copy holds
+    assert servicedir.read_spec("app", str(live), spec).dependencies == ("redis",)
+    # a directory put straight into services-state (ignity rescan) has its own
+    (state / "late" / "dependencies.d").mkdir(parents=True)
+    (state / "late" / "dependencies.d" / "app").write_text("")
+    assert servicedir.read_spec("late", str(state / "late")).dependencies == ("app",)
+    assert servicedir.copy_tree(str(src), str(state)) == {}  # already live: nothing copied
+
+
 def test_defaults_of_new_knobs(tmp_path):
     spec = servicedir.read_spec("svc", str(make(tmp_path)))
     assert spec.type == "longrun" and not spec.oneshot and spec.dependencies == () and spec.user is None
