@@ -61,15 +61,16 @@ class Plan:
     idle_s: float  # idle CPU window, at the largest N
     strace_s: float  # idle system call window, right after it
     init_runs: int  # runs of `/init true` per init
+    graph_runs: int  # boots per shape at each N of the dependency rows (their 5 % target needs more than reps)
     boot_timeout_s: float
     # docker stop's default grace: a tree still there after it would be SIGKILLed by docker
     shutdown_timeout_s: float = 10.0
 
 
 FULL = Plan(sizes=(1, 10, 100, 500), reps=(3, 3, 3, 2), kills=5, kill_budget_s=2.0, idle_s=20.0,
-            strace_s=5.0, init_runs=20, boot_timeout_s=60.0)
+            strace_s=5.0, init_runs=20, graph_runs=9, boot_timeout_s=60.0)
 QUICK = Plan(sizes=(1, 100), reps=(1, 1), kills=5, kill_budget_s=1.0, idle_s=5.0, strace_s=2.0,
-             init_runs=10, boot_timeout_s=20.0)
+             init_runs=10, graph_runs=1, boot_timeout_s=20.0)
 
 
 class Failed(Exception):
