@@ -101,37 +101,30 @@ def run_graphs(plan: workloads.Plan) -> list[dict[str, Any]]:
     records = []
     for count, (rep, n, tool) in enumerate(order, 1):
         out: dict[str, Any] = {"shape": tool.shape, "n": n, "rep": rep}
-        root = Path(tempfile.mkdtemp(prefix=f"ignity-bench-graph-{tool.shape}-{n}-"))
-        runtime = _runtime_on_tmpfs(root)
+        root = _graph_root(f"ignity-bench-graph-{tool.shape}-{n}-")
         try:
             out["boot_ms"], out["boot_cpu_ms"] = workloads.boot_only(tool, n, plan, root)
         except (workloads.Failed, OSError, RuntimeError) as e:
             out["error"] = str(e)
         finally:
             _cleanup(root, out)
-            if runtime is not None:
-                shutil.rmtree(runtime, ignore_errors=True)
         records.append(out)
         _say(f"[{count}/{len(order)}] {tool.name} N={n}: {_brief(out)}")
     return records
 
 
-# where the dependency rows put ignity's runtime dir: a tmpfs, as /run (or a --tmpfs /run/ignity)
-# is in a container. On a disk file system the copy of N service dirs into services-state/ is
-# mostly metadata work whose cost follows the file system's state (a tree with more directories,
-# just written, made every mkdir there several times slower), so DAG against none measured the
-# disk, not ignity.
+# where the dependency rows lay out and run ignity: a tmpfs (when the machine has one), as /run or
+# a --tmpfs /run/ignity is in a container. On a disk file system the boot of N services is mostly
+# metadata work (the copy into services-state/, the reads of dependencies.d/) whose price followed
+# the file system's state: right after the benchmark had written the DAG's larger tree, and under
+# other I/O, every mkdir and listdir there cost several times more, so DAG against none measured
+# the disk, not ignity.
 TMPFS = Path("/dev/shm")
 
 
-def _runtime_on_tmpfs(root: Path) -> Path | None:
-    """``root/run`` as a link to a new directory on TMPFS (returned, for its removal); None, and
-    the runtime dir stays under ``root``, on a machine without one."""
-    if not (TMPFS.is_dir() and os.access(TMPFS, os.W_OK)):
-        return None
-    runtime = Path(tempfile.mkdtemp(prefix=f"{root.name}-run-", dir=TMPFS))
-    (root / "run").symlink_to(runtime)
-    return runtime
+def _graph_root(prefix: str) -> Path:
+    on_tmpfs = TMPFS.is_dir() and os.access(TMPFS, os.W_OK)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=TMPFS if on_tmpfs else None))
 
 
 def run_scrapes(tool: Supervisor, plan: workloads.Plan) -> list[dict[str, Any]]:
