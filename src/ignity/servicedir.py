@@ -235,14 +235,15 @@ def _read_knobs(path: str, files: tuple[str, ...], last: ServiceSpec | None,
     return values, tuple(unread)
 
 
-def read_spec(name: str, path: str, last: ServiceSpec | None = None, origin: str | None = None) -> ServiceSpec:
+def read_spec(name: str, path: str, last: ServiceSpec | None = None, origin: str | None = None,
+              dependencies: tuple[str, ...] | None = None) -> ServiceSpec:
     """Parse the knob files of one (live) service directory. A knob file that exists but cannot
     be read keeps ``last``'s value, else the default, and is listed in ``unread``: never read
     as absent without the caller knowing.
 
     The dependencies are read once, when the service is added: from ``origin/dependencies.d``
     for a directory copied from there (copy_tree leaves it out of the live copy), else from the
-    live copy's own. A later read (``last`` given) keeps them."""
+    live copy's own. A later read passes them in (``dependencies``) and keeps them."""
     def knob(file: str) -> str:
         return os.path.join(path, file)
 
@@ -278,7 +279,8 @@ def read_spec(name: str, path: str, last: ServiceSpec | None = None, origin: str
         has_log=has_log,
         unread=unread,
         type=kind,
-        dependencies=_dependencies(path, there("dependencies.d"), last, origin),
+        dependencies=(dependencies if dependencies is not None
+                      else _dependencies(origin or path, origin is not None or there("dependencies.d"))),
         user=user,
         user_name=user_name,
         user_env=user_env,
@@ -292,12 +294,8 @@ def read_spec(name: str, path: str, last: ServiceSpec | None = None, origin: str
     )
 
 
-def _dependencies(path: str, live: bool, last: ServiceSpec | None, origin: str | None) -> tuple[str, ...]:
-    if last is not None:
-        return last.dependencies
-    if origin is not None:
-        return tuple(visible_names(os.path.join(origin, "dependencies.d")))
-    return tuple(visible_names(os.path.join(path, "dependencies.d"))) if live else ()
+def _dependencies(directory: str, present: bool) -> tuple[str, ...]:
+    return tuple(visible_names(os.path.join(directory, "dependencies.d"))) if present else ()
 
 
 def _listing(path: str) -> frozenset[str] | None:

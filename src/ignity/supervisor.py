@@ -420,7 +420,7 @@ class Supervisor:
         last read; with none read yet, the start fails (retried): a service is never started on
         defaults it did not ask for (no notification fd, SIGTERM instead of its down signal)."""
         last = svc.spec if svc.spec_ok else None
-        svc.spec = spec = servicedir.read_spec(svc.name, svc.spec.path, last)
+        svc.spec = spec = servicedir.read_spec(svc.name, svc.spec.path, last, dependencies=svc.spec.dependencies)
         svc.spec_ok = last is not None or not spec.unread
         if not spec.unread:
             return True
@@ -613,7 +613,7 @@ class Supervisor:
         spec = shot.spec
         program = spec.up if which == "up" else spec.down_program
         if shot.spawns or shot.state is OneshotState.STOPPING:
-            shot.spec = spec = servicedir.read_spec(shot.name, spec.path, spec)
+            shot.spec = spec = servicedir.read_spec(shot.name, spec.path, dependencies=spec.dependencies)
         try:
             env = self._service_env(spec)
             if not os.path.exists(program):

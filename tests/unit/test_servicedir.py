@@ -156,8 +156,8 @@ def test_dependencies_are_read_where_they_were_copied_from(tmp_path):
     assert spec.dependencies == ("redis",)
     logger = servicedir.read_spec("app/log", spec.log_dir, origin=origins[spec.log_dir])
     assert logger.dependencies == ("mkdirs",)
-    # read once: a later read (a restart) keeps them, whatever the live copy holds
-    assert servicedir.read_spec("app", str(live), spec).dependencies == ("redis",)
+    # read once: a later read (a restart) is given them, whatever the live copy holds
+    assert servicedir.read_spec("app", str(live), dependencies=spec.dependencies).dependencies == ("redis",)
     # a directory put straight into services-state (ignity rescan) has its own
     (state / "late" / "dependencies.d").mkdir(parents=True)
     (state / "late" / "dependencies.d" / "app").write_text("")

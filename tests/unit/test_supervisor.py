@@ -64,3 +64,17 @@ def test_logger_and_service_share_one_record_pair(tmp_path, loop):
     svc, logger = sup.services["a"], sup.services["a/log"]
     assert svc.logger is logger and logger.main is svc and svc.main is None and logger.logger is None
     assert logger.is_logger and not svc.is_logger and logger.main_name == "a"
+
+
+def test_dependencies_survive_a_start_that_reads_the_knobs_again(tmp_path, loop, capfd):
+    # a start reads every knob again, without a last value when none was read yet; the
+    # dependencies, read once from services/ when b was added (its live copy has none), stay
+    sup = supervisor(tmp_path, loop, {"a/run": ("#!/bin/sh\n", 0o644), "b/run": ("#!/bin/sh\n", 0o644),
+                                      "b/dependencies.d/a": ("", 0o644)})
+    knob = tmp_path / "run" / "services-state" / "b" / "timeout-kill"
+    knob.symlink_to(knob.name)  # ELOOP: no open(2) can read it, even as root
+    b = sup.services["b"]
+    b.spec_ok = False  # as after a first read that found it
+    assert not sup._read_spec(b)  # what a start does first: a failed start, the knob named
+    assert "timeout-kill" in capfd.readouterr().err
+    assert sup.graph()["b"] == ["a"]
